@@ -1,0 +1,41 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint typecheck unit schemas bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[runtime,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Compile and run the quickstart example on the embedded platform (SQLite catalog + local folder).
+run: install
+	cd examples/quickstart && ../../$(BIN)/floe compile && ../../$(BIN)/floe run
+
+lint: install
+	$(BIN)/ruff check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -q
+
+## Lint, type-check and the whole test suite (starts its own PostgreSQL, REST catalog, HTTP API).
+test: lint typecheck unit
+
+## Regenerate src/floe/schemas/*.json after changing the models.
+schemas: install
+	$(BIN)/python -m floe.compiler.schema_gen
+
+bench: install
+	$(BIN)/python bench/compile.py
+
+clean:
+	rm -rf $(VENV) target .floe examples/*/target examples/*/.floe .pytest_cache .mypy_cache .ruff_cache

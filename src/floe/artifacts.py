@@ -1,0 +1,217 @@
+"""CompiledArtifacts: the one contract between the compiler and the runtime.
+
+``floe compile`` writes it; ``floe run`` and the Dagster code location read only it.  Every model
+is frozen with ``extra="forbid"`` so a typo or a field from a newer floe is caught when reading.
+Serialisation is deterministic: same inputs, same bytes (no wall-clock time anywhere).
+Secrets appear only as ``${secret:NAME}`` tokens (see ``floe.secrets``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from floe.errors import ArtifactError
+
+ARTIFACTS_VERSION = "1.0"
+"""Bump the minor for additive changes readers may ignore, the major for breaking ones."""
+ARTIFACTS_SCHEMA_URL = "https://floe.dev/schemas/compiled_artifacts/v1.json"
+DEFAULT_ARTIFACTS_PATH = Path("target") / "compiled_artifacts.json"
+
+SourceType = Literal["rest_api", "sql_database", "filesystem"]
+WriteMode = Literal["append", "replace", "merge"]
+MergeStrategy = Literal["upsert", "delete-insert"]
+SchemaContract = Literal["evolve", "freeze", "discard_value"]
+Severity = Literal["warn", "error"]
+NotificationEvent = Literal["failure", "success", "check_failure"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class ProductInfo(_Frozen):
+    name: str
+    version: str
+    owner: str | None = None
+    description: str | None = None
+
+
+class CatalogConfig(_Frozen):
+    """An Iceberg catalog, as ``pyiceberg.catalog.load_catalog(name, **properties)`` wants it."""
+
+    type: Literal["sql", "rest", "glue"]
+    name: str = "floe"
+    uri: str | None = None
+    warehouse: str | None = None
+    credential: str | None = None
+    token: str | None = None
+    scope: str | None = None
+    vended_credentials: bool = False
+    properties: dict[str, str] = Field(default_factory=dict)
+
+
+class StorageConfig(_Frozen):
+    type: Literal["s3", "local"]
+    endpoint: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    path_style: bool = False
+
+
+class EnvironmentConfig(_Frozen):
+    name: str
+    catalog: CatalogConfig
+    storage: StorageConfig | None = None
+
+
+class RetryConfig(_Frozen):
+    max_retries: int = Field(default=3, ge=0)
+    initial_delay_seconds: float = Field(default=1.0, gt=0)
+    max_delay_seconds: float = Field(default=60.0, gt=0)
+
+
+class ScheduleConfig(_Frozen):
+    cron: str
+    timezone: str = "UTC"
+
+
+class RowCountCheck(_Frozen):
+    type: Literal["row_count"] = "row_count"
+    severity: Severity = "error"
+    min: int | None = None
+    max: int | None = None
+
+
+class NotNullCheck(_Frozen):
+    type: Literal["not_null"] = "not_null"
+    severity: Severity = "error"
+    columns: tuple[str, ...]
+
+
+class UniqueCheck(_Frozen):
+    type: Literal["unique"] = "unique"
+    severity: Severity = "error"
+    columns: tuple[str, ...]
+
+
+class AcceptedValuesCheck(_Frozen):
+    type: Literal["accepted_values"] = "accepted_values"
+    severity: Severity = "error"
+    column: str
+    values: tuple[str | int | float | bool, ...]
+
+
+class FreshnessCheck(_Frozen):
+    type: Literal["freshness"] = "freshness"
+    severity: Severity = "error"
+    column: str
+    max_age_seconds: int
+
+
+CheckConfig = Annotated[
+    RowCountCheck | NotNullCheck | UniqueCheck | AcceptedValuesCheck | FreshnessCheck,
+    Field(discriminator="type"),
+]
+
+
+class CompiledSource(_Frozen):
+    """One source, with defaults applied and nothing left for the runtime to decide."""
+
+    name: str
+    source_type: SourceType
+    description: str | None = None
+    pipeline_name: str
+    destination_table: str
+    namespace: str
+    table: str | None = Field(
+        default=None, description="None when destination_table is a bare namespace"
+    )
+    resources: tuple[str, ...] = Field(
+        default=(), description="dlt resource names known at compile time (one asset each)"
+    )
+    write_mode: WriteMode
+    merge_strategy: MergeStrategy | None = None
+    primary_key: tuple[str, ...] = ()
+    cursor_field: str | None = None
+    cursor_initial_value: str | int | float | None = None
+    schema_contract: SchemaContract
+    retry: RetryConfig
+    schedule: ScheduleConfig | None = None
+    timeout_seconds: int | None = None
+    checks: tuple[CheckConfig, ...] = ()
+    source_config: dict[str, Any]
+
+    def table_for(self, resource: str) -> str:
+        """The Iceberg table (without namespace) a dlt resource of this source lands in."""
+        return self.table or resource
+
+
+class NotificationConfig(_Frozen):
+    on: tuple[NotificationEvent, ...]
+    webhook: str
+    template: str
+
+
+class CompiledArtifacts(_Frozen):
+    schema_url: str = Field(default=ARTIFACTS_SCHEMA_URL, alias="$schema")
+    artifacts_version: str = ARTIFACTS_VERSION
+    floe_version: str
+    inputs_sha256: str
+    project_root: str = Field(
+        description="the project directory, relative to the directory holding this file"
+    )
+    product: ProductInfo
+    environment: EnvironmentConfig
+    sources: tuple[CompiledSource, ...] = ()
+    notifications: tuple[NotificationConfig, ...] = ()
+
+    def source(self, name: str) -> CompiledSource:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+    def to_json(self) -> str:
+        """Deterministic JSON: fixed field order, two-space indent, trailing newline."""
+        data = self.model_dump(mode="json", by_alias=True)
+        return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def write_artifacts(artifacts: CompiledArtifacts, path: Path) -> None:
+    """Write atomically, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(artifacts.to_json(), encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_artifacts(path: Path = DEFAULT_ARTIFACTS_PATH) -> CompiledArtifacts:
+    """Read an artifact, refusing versions this floe does not understand."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} not found: run `floe compile` first") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path} is not a readable artifact ({exc}); run `floe compile` "
+                            "again") from None
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{path} is not a floe artifact; run `floe compile` again")
+    version = str(data.get("artifacts_version", "unknown"))
+    if version.split(".")[0] != ARTIFACTS_VERSION.split(".")[0]:
+        raise ArtifactError(
+            f"{path} has artifacts_version {version}, but this floe reads "
+            f"{ARTIFACTS_VERSION.split('.')[0]}.x (written by floe "
+            f"{data.get('floe_version', 'unknown')}); recompile with `floe compile` or install a "
+            "floe that reads that version")
+    try:
+        return CompiledArtifacts.model_validate(data)
+    except ValidationError as exc:
+        raise ArtifactError(f"{path} does not match artifacts_version {version}: "
+                            f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']} at "
+                            f"{'.'.join(str(p) for p in exc.errors()[0]['loc'])}; run "
+                            "`floe compile` again") from None

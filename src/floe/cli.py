@@ -1,0 +1,195 @@
+"""The ``floe`` command.
+
+Exit codes CI can rely on: 0 success, 1 a problem the user can fix (bad YAML, bad option, a
+failed load), 2 a bug in floe.  Heavy libraries (dlt, pyiceberg, dagster) are imported inside
+the commands that need them, so ``floe compile`` stays fast and light.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from floe import __version__
+from floe.artifacts import DEFAULT_ARTIFACTS_PATH, CompiledArtifacts, load_artifacts, write_artifacts
+from floe.errors import ArtifactError, FloeError
+from floe.logs import configure_logging, get_logger, mask
+
+app = typer.Typer(
+    name="floe",
+    help="Declarative YAML to Bronze Apache Iceberg tables: compile, run, schedule, check.\n\n"
+    "Start with `floe init`, then `floe compile` and `floe run`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+log = get_logger("floe.cli")
+
+FileOption = Annotated[Path, typer.Option(
+    "--file", "-f", help="The project file.", show_default=True, dir_okay=False)]
+OutputOption = Annotated[Path, typer.Option(
+    "--output", "-o", help="Folder for compiled_artifacts.json.", file_okay=False)]
+EnvOption = Annotated[str | None, typer.Option(
+    "--env", "-e", help="Environment from platform.yaml [default: dev].")]
+VarsOption = Annotated[str | None, typer.Option(
+    "--vars", help="Override vars, as YAML/JSON: --vars '{start: \"2024-02-01\"}'.")]
+
+
+def _print_lines(console: Console, text: str) -> None:
+    console.print(mask(text), markup=False, highlight=False)
+
+
+def _compile(file: Path, output: Path, env: str | None, vars_text: str | None
+             ) -> CompiledArtifacts:
+    from floe.compiler import CompileRequest, compile_project, parse_vars_option
+
+    if not file.exists():
+        raise FloeError(f"{file} not found in {Path.cwd()}: run `floe init` to create a project, "
+                        "or pass -f PATH")
+    overrides = parse_vars_option(vars_text) if vars_text else None
+    request = CompileRequest(floe_file=file, output_dir=output, environment=env,
+                             vars_override=overrides)
+    artifacts = compile_project(request)
+    log.info("compiled", product=artifacts.product.name, sources=len(artifacts.sources),
+             environment=artifacts.environment.name, inputs_sha256=artifacts.inputs_sha256)
+    return artifacts
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path("."),
+) -> None:
+    """Create a new project (floe.yaml + sample data) that compiles and runs as it is."""
+    from floe.scaffold import init_project
+
+    created = init_project(directory)
+    for path in created:
+        out.print(f"  created {path}")
+    where = "" if directory == Path(".") else f"cd {directory} && "
+    out.print(f"Next: {where}floe compile && floe run")
+
+
+@app.command()
+def validate(
+    file: FileOption = Path("floe.yaml"),
+    env: EnvOption = None,
+    vars: VarsOption = None,
+) -> None:
+    """Check floe.yaml and platform.yaml without writing anything; lists every error."""
+    artifacts = _compile(file, DEFAULT_ARTIFACTS_PATH.parent, env, vars)
+    out.print(f"{file} is valid: {len(artifacts.sources)} source(s), "
+              f"environment {artifacts.environment.name}")
+
+
+@app.command(name="compile")
+def compile_command(
+    file: FileOption = Path("floe.yaml"),
+    output: OutputOption = DEFAULT_ARTIFACTS_PATH.parent,
+    env: EnvOption = None,
+    vars: VarsOption = None,
+) -> None:
+    """Validate the project and write target/compiled_artifacts.json for `floe run` and Dagster."""
+    artifacts = _compile(file, output, env, vars)
+    target = output / DEFAULT_ARTIFACTS_PATH.name
+    write_artifacts(artifacts, target)
+    out.print(f"Compiled {artifacts.product.name} {artifacts.product.version}: "
+              f"{len(artifacts.sources)} source(s), environment {artifacts.environment.name} "
+              f"-> {target}")
+
+
+@app.command()
+def plan(
+    file: FileOption = Path("floe.yaml"),
+    output: OutputOption = DEFAULT_ARTIFACTS_PATH.parent,
+    env: EnvOption = None,
+    vars: VarsOption = None,
+) -> None:
+    """Show what changed since the last `floe compile`, flagging risky changes. Writes nothing."""
+    from floe.compiler.plan import plan as make_plan
+
+    new = _compile(file, output, env, vars)
+    previous_path = output / DEFAULT_ARTIFACTS_PATH.name
+    old: CompiledArtifacts | None = None
+    if previous_path.exists():
+        try:
+            old = load_artifacts(previous_path)
+        except ArtifactError as exc:
+            err.print(f"note: ignoring previous artifacts: {exc.message}", markup=False)
+    changes = make_plan(old, new)
+    if not changes:
+        out.print("No changes.")
+        return
+    table = Table("source", "change", "field", "before", "after", "risk", show_lines=False)
+    for change in changes:
+        table.add_row(change.source, change.kind, change.field, _cell(change.before),
+                      _cell(change.after), change.risk or "")
+    out.print(table)
+    risky = sum(1 for c in changes if c.risk)
+    out.print(f"{len(changes)} change(s), {risky} risky.")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    return mask(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        out.print(f"floe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version_callback, is_eager=True, help="Show the version.")] = False,
+    log_level: Annotated[str | None, typer.Option(
+        "--log-level", help="debug, info, warning (default) or error; also FLOE_LOG_LEVEL.")
+    ] = None,
+) -> None:
+    configure_logging(log_level)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: turns every user mistake into a message and exit 1, never a traceback."""
+    configure_logging()
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print("Aborted.")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(1)
+    except FloeError as exc:
+        _print_lines(err, exc.render())
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a bug in floe, not the user's mistake
+        _print_lines(err, f"internal error in floe {__version__}: {type(exc).__name__}: {exc}\n"
+                     "This is a bug; please report it with the command you ran. "
+                     "Set FLOE_DEBUG=1 for the traceback.")
+        import os
+
+        if os.environ.get("FLOE_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

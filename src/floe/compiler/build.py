@@ -1,0 +1,146 @@
+"""Stage 5, build: validated specs -> ``CompiledArtifacts`` with every default resolved."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from floe import __version__
+from floe.artifacts import (
+    AcceptedValuesCheck,
+    CatalogConfig,
+    CheckConfig,
+    CompiledArtifacts,
+    CompiledSource,
+    EnvironmentConfig,
+    FreshnessCheck,
+    NotificationConfig,
+    NotNullCheck,
+    ProductInfo,
+    RetryConfig,
+    RowCountCheck,
+    ScheduleConfig,
+    StorageConfig,
+    UniqueCheck,
+)
+from floe.compiler.checks import resource_names
+from floe.compiler.spec import (
+    CheckSpec,
+    ColumnsSpec,
+    Defaults,
+    EnvironmentSpec,
+    FloeSpec,
+    RetrySpec,
+    SourceSpec,
+)
+
+EMBEDDED_ENVIRONMENT = EnvironmentSpec.model_validate({
+    "catalog": {"type": "sql", "name": "floe", "uri": "sqlite:///.floe/catalog.db",
+                "warehouse": ".floe/warehouse"},
+})
+"""What you get without platform.yaml: a SQLite catalog and a local warehouse, in the project."""
+
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_seconds(text: str) -> int:
+    """``"2h"`` -> 7200 (the pattern was already checked by the schema)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text.strip())
+    if match is None:
+        raise ValueError(f"not a duration: {text!r}")
+    return round(float(match.group(1)) * _SECONDS[match.group(2)])
+
+
+def _retry(source: RetrySpec | None, defaults: RetrySpec | None) -> RetryConfig:
+    chosen: dict[str, Any] = {}
+    for layer in (defaults, source):
+        if layer is not None:
+            chosen.update(layer.model_dump(exclude_none=True))
+    return RetryConfig(**chosen)
+
+
+def _columns(spec: list[str] | ColumnsSpec) -> tuple[tuple[str, ...], str]:
+    if isinstance(spec, ColumnsSpec):
+        return tuple(spec.columns), spec.severity
+    return tuple(spec), "error"
+
+
+def _check(spec: CheckSpec) -> CheckConfig:
+    if spec.row_count is not None:
+        return RowCountCheck(min=spec.row_count.min, max=spec.row_count.max,
+                             severity=spec.row_count.severity)
+    if spec.not_null is not None:
+        columns, severity = _columns(spec.not_null)
+        return NotNullCheck(columns=columns, severity=severity)  # type: ignore[arg-type]
+    if spec.unique is not None:
+        columns, severity = _columns(spec.unique)
+        return UniqueCheck(columns=columns, severity=severity)  # type: ignore[arg-type]
+    if spec.accepted_values is not None:
+        av = spec.accepted_values
+        return AcceptedValuesCheck(column=av.column, values=tuple(av.values), severity=av.severity)
+    assert spec.freshness is not None  # CheckSpec guarantees exactly one key
+    return FreshnessCheck(column=spec.freshness.column, severity=spec.freshness.severity,
+                          max_age_seconds=duration_seconds(spec.freshness.max_age))
+
+
+def pipeline_name(product: str, source: str) -> str:
+    """One dlt pipeline per source, so state never collides across sources or products."""
+    return f"{product.replace('-', '_')}__{source}"
+
+
+def _source(spec: SourceSpec, defaults: Defaults, product: str) -> CompiledSource:
+    write_mode = spec.write_mode or defaults.write_mode or "append"
+    namespace, _, table = spec.destination_table.partition(".")
+    names = resource_names(spec.source_type, spec.source_config)
+    if spec.source_type == "filesystem":
+        names = [table or spec.name]
+    cron = spec.schedule or defaults.schedule
+    primary_key = spec.primary_key
+    return CompiledSource(
+        name=spec.name,
+        source_type=spec.source_type,
+        description=spec.description,
+        pipeline_name=pipeline_name(product, spec.name),
+        destination_table=spec.destination_table,
+        namespace=namespace,
+        table=table or None,
+        resources=tuple(names),
+        write_mode=write_mode,
+        merge_strategy=(spec.merge_strategy or defaults.merge_strategy or "upsert")
+        if write_mode == "merge" else None,
+        primary_key=(primary_key,) if isinstance(primary_key, str) else tuple(primary_key or ()),
+        cursor_field=spec.cursor_field,
+        cursor_initial_value=spec.cursor_initial_value,
+        schema_contract=spec.schema_contract or defaults.schema_contract or "evolve",
+        retry=_retry(spec.retry, defaults.retry),
+        schedule=ScheduleConfig(cron=cron, timezone=spec.timezone or defaults.timezone or "UTC")
+        if cron else None,
+        timeout_seconds=spec.timeout_seconds or defaults.timeout_seconds,
+        checks=tuple(_check(c) for c in spec.checks),
+        source_config=spec.source_config,
+    )
+
+
+def build_artifacts(
+    floe: FloeSpec, environment_name: str, environment: EnvironmentSpec,
+    inputs_sha256: str, project_root: str,
+) -> CompiledArtifacts:
+    product = floe.metadata.name
+    return CompiledArtifacts(
+        floe_version=__version__,
+        inputs_sha256=inputs_sha256,
+        project_root=project_root,
+        product=ProductInfo(name=product, version=floe.metadata.version,
+                            owner=floe.metadata.owner, description=floe.metadata.description),
+        environment=EnvironmentConfig(
+            name=environment_name,
+            catalog=CatalogConfig(**environment.catalog.model_dump()),
+            storage=StorageConfig(**environment.storage.model_dump())
+            if environment.storage else None,
+        ),
+        sources=tuple(_source(s, floe.defaults, product) for s in floe.sources),
+        notifications=tuple(
+            NotificationConfig(on=tuple(n.on), webhook=n.webhook, template=n.template)
+            for n in floe.notifications
+        ),
+    )

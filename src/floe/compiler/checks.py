@@ -1,0 +1,298 @@
+"""Stage 4, check: rules a JSON Schema cannot express.
+
+The checks read the rendered dicts defensively (never assuming the schema passed), so a run
+reports schema errors and semantic errors together.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import zoneinfo
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from croniter import croniter
+
+from floe.compiler.positions import SourceMap
+from floe.compiler.render import check_template_syntax
+from floe.errors import Diagnostic, KeyPath
+from floe.secrets import has_secret_ref
+
+_CREDENTIAL_KEY = re.compile(
+    r"^(?:.*[_-])?(password|passwd|pwd|token|secret|credentials?|api_key|apikey|"
+    r"private_key|access_key_id|secret_access_key|client_secret)$",
+    re.IGNORECASE,
+)
+_URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s:]*:([^/@\s]+)@", re.IGNORECASE)
+_CRON_ALIASES = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"}
+
+_SOURCE_CONFIG_KEYS: dict[str, dict[str, str]] = {
+    "rest_api": {"client": "mapping", "resource_defaults": "mapping", "resources": "list"},
+    "sql_database": {
+        "credentials": "string or mapping", "schema": "string", "tables": "list",
+        "backend": "string", "chunk_size": "integer", "reflection_level": "string",
+        "include_views": "boolean",
+    },
+    "filesystem": {
+        "bucket_url": "string", "file_glob": "string", "format": "string",
+        "credentials": "mapping", "encoding": "string", "delimiter": "string",
+    },
+}
+_SQL_BACKENDS = ("sqlalchemy", "pyarrow", "connectorx", "pandas")
+_FILE_FORMATS = ("csv", "jsonl", "parquet")
+_REFLECTION_LEVELS = ("minimal", "full", "full_with_precision")
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def check_project(
+    floe: dict[str, Any], floe_map: SourceMap,
+    platform: dict[str, Any] | None, platform_map: SourceMap | None,
+) -> list[Diagnostic]:
+    """Every semantic problem in the rendered project."""
+    found: list[Diagnostic] = []
+    defaults = _dict(floe.get("defaults"))
+    found += _check_schedule(defaults, ("defaults",), floe_map)
+    seen: dict[str, int] = {}
+    for index, source in enumerate(_list(floe.get("sources"))):
+        if not isinstance(source, dict):
+            continue
+        path: KeyPath = ("sources", index)
+        name = source.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                found.append(floe_map.diagnostic(
+                    (*path, "name"), f"duplicate source name '{name}'",
+                    f"sources[{seen[name]}] already uses it; names must be unique"))
+            else:
+                seen[name] = index
+        found += _check_write_mode(source, defaults, path, floe_map)
+        found += _check_schedule(source, path, floe_map)
+        found += _check_source_config(source, path, floe_map)
+        found += _check_checks(source, path, floe_map)
+    for index, note in enumerate(_list(floe.get("notifications"))):
+        template = _dict(note).get("template")
+        if isinstance(template, str) and (problem := check_template_syntax(template)):
+            found.append(floe_map.diagnostic(("notifications", index, "template"), problem))
+    found += _check_literal_credentials(floe, (), floe_map)
+    if platform is not None and platform_map is not None:
+        found += _check_platform(platform, platform_map)
+        found += _check_literal_credentials(platform, (), platform_map)
+    return found
+
+
+def _check_write_mode(
+    source: dict[str, Any], defaults: dict[str, Any], path: KeyPath, where: SourceMap
+) -> Iterator[Diagnostic]:
+    mode = source.get("write_mode", defaults.get("write_mode", "append"))
+    mode_path = (*path, "write_mode") if "write_mode" in source else (*path, "name")
+    primary_key = source.get("primary_key")
+    if mode == "merge" and primary_key in (None, "", []):
+        yield where.diagnostic(
+            mode_path, "write_mode merge needs a primary_key",
+            "add `primary_key: id` (or a list of columns) so rows can be matched")
+    if "merge_strategy" in source and mode != "merge":
+        yield where.diagnostic(
+            (*path, "merge_strategy"), f"merge_strategy only applies to write_mode merge, "
+            f"but this source uses {mode}",
+            "remove merge_strategy, or set `write_mode: merge`")
+    if isinstance(primary_key, list) and len(set(map(str, primary_key))) != len(primary_key):
+        yield where.diagnostic((*path, "primary_key"), "primary_key lists a column twice")
+
+
+def _check_schedule(node: dict[str, Any], path: KeyPath, where: SourceMap) -> Iterator[Diagnostic]:
+    schedule = node.get("schedule")
+    if isinstance(schedule, str):
+        fields = schedule.split()
+        valid = schedule.strip() in _CRON_ALIASES or (
+            len(fields) == 5 and croniter.is_valid(schedule))
+        if not valid:
+            yield where.diagnostic(
+                (*path, "schedule"), f"'{schedule}' is not a valid cron expression",
+                "five fields: minute hour day-of-month month day-of-week, e.g. '0 * * * *' "
+                "(hourly) or '30 2 * * *' (daily at 02:30); or @hourly, @daily, @weekly")
+    timezone = node.get("timezone")
+    if isinstance(timezone, str):
+        try:
+            zoneinfo.ZoneInfo(timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            yield where.diagnostic((*path, "timezone"), f"unknown timezone '{timezone}'",
+                                   "use an IANA name such as UTC or Europe/Berlin")
+
+
+def resource_names(source_type: Any, config: dict[str, Any]) -> list[str]:
+    """dlt resource names known before connecting (empty: only known at run time)."""
+    if source_type == "rest_api":
+        names = []
+        for resource in _list(config.get("resources")):
+            name = resource if isinstance(resource, str) else _dict(resource).get("name")
+            if isinstance(name, str):
+                names.append(name)
+        return names
+    if source_type == "sql_database":
+        return [t for t in _list(config.get("tables")) if isinstance(t, str)]
+    return []
+
+
+def _check_source_config(
+    source: dict[str, Any], path: KeyPath, where: SourceMap
+) -> Iterator[Diagnostic]:
+    source_type = source.get("source_type")
+    config = source.get("source_config")
+    allowed = _SOURCE_CONFIG_KEYS.get(str(source_type))
+    if not isinstance(config, dict) or allowed is None:
+        return
+    config_path = (*path, "source_config")
+    for key in config:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+            yield where.diagnostic(
+                (*config_path, key), f"unknown {source_type} source_config key '{key}'",
+                f"did you mean '{close[0]}'?" if close else "allowed: " + ", ".join(allowed),
+                at_key=True)
+    if source_type == "rest_api":
+        yield from _check_rest_api(config, config_path, where)
+    elif source_type == "sql_database":
+        yield from _check_sql_database(config, config_path, where)
+    else:
+        yield from _check_filesystem(config, config_path, where)
+    destination = source.get("destination_table")
+    names = resource_names(source_type, config)
+    many = len(names) > 1 or (source_type == "sql_database" and not names)
+    if many and isinstance(destination, str) and "." in destination:
+        listed = ", ".join(names) if names else "every table of the schema"
+        yield where.diagnostic(
+            (*path, "destination_table"),
+            f"this source has several resources ({listed}) but destination_table names one "
+            "table",
+            f"use a bare namespace such as '{destination.split('.')[0]}' to land each resource "
+            "in its own table")
+
+
+def _require(config: dict[str, Any], key: str, path: KeyPath, where: SourceMap,
+             source_type: str, hint: str) -> Iterator[Diagnostic]:
+    if config.get(key) in (None, "", [], {}):
+        yield where.diagnostic(path, f"{source_type} source_config needs '{key}'", hint)
+
+
+def _check_rest_api(config: dict[str, Any], path: KeyPath, where: SourceMap
+                    ) -> Iterator[Diagnostic]:
+    client = config.get("client")
+    if not isinstance(client, dict) or not client.get("base_url"):
+        yield where.diagnostic(
+            (*path, "client") if isinstance(client, dict) else path,
+            "rest_api source_config needs 'client.base_url'",
+            "client: {base_url: 'https://api.example.com'}")
+    yield from _require(config, "resources", path, where, "rest_api",
+                        "resources: [{name: orders, endpoint: {path: /orders}}]")
+    for index, resource in enumerate(_list(config.get("resources"))):
+        if isinstance(resource, dict) and not isinstance(resource.get("name"), str):
+            yield where.diagnostic((*path, "resources", index), "a resource needs a 'name'")
+        elif not isinstance(resource, dict | str):
+            yield where.diagnostic((*path, "resources", index),
+                                   "a resource is a name or a mapping with 'name' and 'endpoint'")
+
+
+def _check_sql_database(config: dict[str, Any], path: KeyPath, where: SourceMap
+                        ) -> Iterator[Diagnostic]:
+    yield from _require(config, "credentials", path, where, "sql_database",
+                        "credentials: \"{{ secret('DB_URL') }}\" (a SQLAlchemy URL)")
+    if not config.get("tables") and not config.get("schema"):
+        yield where.diagnostic(path, "sql_database source_config needs 'tables' or 'schema'",
+                               "tables: [customers, invoices] or schema: public")
+    tables = config.get("tables")
+    if tables is not None and (not isinstance(tables, list)
+                               or not all(isinstance(t, str) and t for t in tables)):
+        yield where.diagnostic((*path, "tables"), "tables must be a list of table names")
+    for key, choices in (("backend", _SQL_BACKENDS), ("reflection_level", _REFLECTION_LEVELS)):
+        if key in config and config[key] not in choices:
+            yield where.diagnostic((*path, key), f"{config[key]!r} is not one of "
+                                   + ", ".join(choices))
+    chunk = config.get("chunk_size")
+    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
+        yield where.diagnostic((*path, "chunk_size"), "chunk_size must be a positive integer")
+
+
+def _check_filesystem(config: dict[str, Any], path: KeyPath, where: SourceMap
+                      ) -> Iterator[Diagnostic]:
+    yield from _require(config, "bucket_url", path, where, "filesystem",
+                        "bucket_url: data/landing (a local folder), file:// or s3:// URL")
+    fmt = config.get("format")
+    glob = str(config.get("file_glob", ""))
+    if fmt is None:
+        if not any(glob.endswith(ext) for ext in (".csv", ".jsonl", ".parquet")):
+            yield where.diagnostic(path, "filesystem source_config needs 'format'",
+                                   "format: csv | jsonl | parquet (or a file_glob ending in one)")
+    elif fmt not in _FILE_FORMATS:
+        yield where.diagnostic((*path, "format"), f"{fmt!r} is not one of "
+                               + ", ".join(_FILE_FORMATS))
+
+
+def _check_checks(source: dict[str, Any], path: KeyPath, where: SourceMap
+                  ) -> Iterator[Diagnostic]:
+    for index, check in enumerate(_list(source.get("checks"))):
+        row_count = _dict(_dict(check).get("row_count"))
+        low, high = row_count.get("min"), row_count.get("max")
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            yield where.diagnostic((*path, "checks", index, "row_count"),
+                                   f"min ({low}) is larger than max ({high})")
+
+
+def _check_platform(platform: dict[str, Any], where: SourceMap) -> Iterator[Diagnostic]:
+    for env_name, env in _dict(platform.get("environments")).items():
+        catalog = _dict(_dict(env).get("catalog"))
+        path: KeyPath = ("environments", env_name, "catalog")
+        kind = catalog.get("type")
+        if kind in {"sql", "rest"} and not catalog.get("uri"):
+            yield where.diagnostic(path, f"a {kind} catalog needs 'uri'",
+                                   "e.g. sqlite:///.floe/catalog.db (sql) or "
+                                   "https://polaris.example/api/catalog (rest)")
+        if kind == "sql" and not catalog.get("warehouse"):
+            yield where.diagnostic(path, "a sql catalog needs 'warehouse'",
+                                   "a folder such as .floe/warehouse, or s3://bucket/path")
+
+
+def _check_literal_credentials(node: Any, path: KeyPath, where: SourceMap
+                               ) -> Iterator[Diagnostic]:
+    """A credential written in clear text is refused: it would land in the artifact."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            child = (*path, key)
+            if isinstance(value, str) and _CREDENTIAL_KEY.match(str(key)):
+                if value and not has_secret_ref(value) and not _is_passwordless_url(key, value):
+                    yield where.diagnostic(
+                        child, f"'{key}' holds a literal credential",
+                        f"use {{{{ secret('{_env_name(key)}') }}}} so the value is read from the "
+                        "environment at run time and never stored")
+            else:
+                yield from _check_literal_credentials(value, child, where)
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _check_literal_credentials(item, (*path, index), where)
+    elif isinstance(node, str):
+        match = _URL_WITH_PASSWORD.match(node)
+        if match and not has_secret_ref(match.group(1)):
+            yield where.diagnostic(path, "URL contains a literal password",
+                                   "put the password in {{ secret('NAME') }}")
+
+
+def _is_passwordless_url(key: str, value: str) -> bool:
+    """``credentials: sqlite:///shop.db`` names a database, not a secret."""
+    if key.lower() != "credentials" or "://" not in value:
+        return False
+    try:
+        return urlsplit(value).password is None
+    except ValueError:
+        return False
+
+
+def _env_name(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", key).upper()

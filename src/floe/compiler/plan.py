@@ -1,0 +1,79 @@
+"""``floe plan``: what a new compile changes compared with the last artifacts.
+
+Changes that can lose or duplicate data on the next run are flagged as risky, so a reviewer
+sees them before they land (like ``terraform plan``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from floe.artifacts import CompiledArtifacts, CompiledSource
+
+_RISKY_WRITE_MODES = {
+    ("append", "replace"): "replace overwrites the whole table on the next run",
+    ("merge", "replace"): "replace overwrites the whole table on the next run",
+    ("merge", "append"): "append no longer deduplicates on the primary key: re-sent rows "
+                         "become duplicates",
+}
+_IGNORED = {"source_config"}
+
+
+@dataclass(frozen=True)
+class Change:
+    source: str
+    kind: str  # added | removed | changed | environment
+    field: str = ""
+    before: Any = None
+    after: Any = None
+    risk: str | None = None
+
+
+def _risk(field: str, before: Any, after: Any) -> str | None:
+    if field == "write_mode":
+        return _RISKY_WRITE_MODES.get((before, after))
+    if field == "schema_contract" and after == "freeze":
+        return "freeze rejects the next load if the source schema changed since the last run"
+    if field == "primary_key":
+        return "rows are matched on different columns from now on"
+    if field in {"destination_table", "namespace", "table"}:
+        return "data lands in a different table; the old one is kept but no longer loaded"
+    if field == "cursor_field":
+        return "the incremental cursor changes: run with --full-refresh to reload consistently"
+    if field == "merge_strategy":
+        return "delete-insert and upsert treat duplicate keys in a load differently"
+    return None
+
+
+def _source_changes(old: CompiledSource, new: CompiledSource) -> list[Change]:
+    before = old.model_dump(mode="json")
+    after = new.model_dump(mode="json")
+    changes = []
+    for field, value in after.items():
+        if before.get(field) != value:
+            risk = None if field in _IGNORED else _risk(field, before.get(field), value)
+            changes.append(Change(new.name, "changed", field, before.get(field), value, risk))
+    return changes
+
+
+def plan(old: CompiledArtifacts | None, new: CompiledArtifacts) -> list[Change]:
+    """Changes from ``old`` to ``new``; with no previous artifacts every source is added."""
+    if old is None:
+        return [Change(s.name, "added") for s in new.sources]
+    changes: list[Change] = []
+    if old.environment != new.environment:
+        changes.append(Change("", "environment", "environment", old.environment.name,
+                              new.environment.name,
+                              "tables are read from and written to a different catalog"))
+    old_sources = {s.name: s for s in old.sources}
+    new_sources = {s.name: s for s in new.sources}
+    for name, source in new_sources.items():
+        if name not in old_sources:
+            changes.append(Change(name, "added"))
+        else:
+            changes += _source_changes(old_sources[name], source)
+    for name in old_sources:
+        if name not in new_sources:
+            changes.append(Change(name, "removed", risk="no longer loaded; its tables are kept"))
+    return changes

@@ -1,0 +1,175 @@
+"""The shape of floe.yaml and platform.yaml, as pydantic models.
+
+These models are the single source of truth for ``schemas/floe.schema.json`` and
+``schemas/platform.schema.json`` (see ``floe.compiler.schema_gen``); the compiler validates user
+files against those schemas first, for precise messages, and then parses them into these models.
+The field names are fixed by ``spec/floe-yaml.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from floe.artifacts import (
+    MergeStrategy,
+    NotificationEvent,
+    SchemaContract,
+    Severity,
+    SourceType,
+    WriteMode,
+)
+
+PRODUCT_NAME = r"^[a-z][a-z0-9_-]{0,62}$"
+SOURCE_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+IDENTIFIER = r"[a-z_][a-z0-9_]{0,127}"
+DESTINATION_TABLE = rf"^{IDENTIFIER}(\.{IDENTIFIER})?$"
+SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
+DURATION = r"^\d+(\.\d+)?\s*(s|m|h|d|w)$"
+ENV_NAME = r"^[a-z][a-z0-9_-]{0,62}$"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Metadata(_Spec):
+    name: str = Field(pattern=PRODUCT_NAME, description="Data product name; prefixes pipelines.")
+    version: str = Field(pattern=SEMVER, description="Semantic version, e.g. 1.0.0.")
+    owner: str | None = Field(default=None, description="Who to ask; becomes the assets' owner.")
+    description: str | None = None
+
+
+class RetrySpec(_Spec):
+    max_retries: int | None = Field(default=None, ge=0, le=50)
+    initial_delay_seconds: float | None = Field(default=None, gt=0, le=3600)
+    max_delay_seconds: float | None = Field(default=None, gt=0, le=86400)
+
+
+class Defaults(_Spec):
+    """Applied to every source that does not set the same key itself."""
+
+    write_mode: WriteMode | None = None
+    merge_strategy: MergeStrategy | None = None
+    schema_contract: SchemaContract | None = None
+    retry: RetrySpec | None = None
+    schedule: str | None = None
+    timezone: str | None = None
+    timeout_seconds: int | None = Field(default=None, gt=0)
+
+
+class RowCountSpec(_Spec):
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+    severity: Severity = "error"
+
+
+class ColumnsSpec(_Spec):
+    columns: list[str] = Field(min_length=1)
+    severity: Severity = "error"
+
+
+class AcceptedValuesSpec(_Spec):
+    column: str
+    values: list[str | int | float | bool] = Field(min_length=1)
+    severity: Severity = "error"
+
+
+class FreshnessSpec(_Spec):
+    column: str
+    max_age: str = Field(pattern=DURATION, description="e.g. 30m, 2h, 1d")
+    severity: Severity = "error"
+
+
+class CheckSpec(_Spec):
+    """Exactly one key: the check's type."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    row_count: RowCountSpec | None = None
+    not_null: list[str] | ColumnsSpec | None = None
+    unique: list[str] | ColumnsSpec | None = None
+    accepted_values: AcceptedValuesSpec | None = None
+    freshness: FreshnessSpec | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CheckSpec:
+        if len(self.model_fields_set) != 1:
+            raise ValueError("a check has exactly one key, e.g. `- not_null: [id]`")
+        return self
+
+
+class SourceSpec(_Spec):
+    name: str = Field(pattern=SOURCE_NAME, description="Unique; lowercase, digits, underscores.")
+    source_type: SourceType
+    destination_table: str = Field(
+        pattern=DESTINATION_TABLE,
+        description="namespace.table, or a bare namespace for one table per resource",
+    )
+    description: str | None = None
+    write_mode: WriteMode | None = None
+    merge_strategy: MergeStrategy | None = None
+    primary_key: str | list[str] | None = None
+    cursor_field: str | None = None
+    cursor_initial_value: str | int | float | None = None
+    schema_contract: SchemaContract | None = None
+    retry: RetrySpec | None = None
+    schedule: str | None = Field(default=None, description="cron, e.g. '0 * * * *'")
+    timezone: str | None = None
+    timeout_seconds: int | None = Field(default=None, gt=0)
+    source_config: dict[str, Any] = Field(description="dlt source configuration")
+    checks: list[CheckSpec] = Field(default_factory=list)
+
+
+class NotificationSpec(_Spec):
+    on: list[NotificationEvent] = Field(min_length=1)
+    webhook: str
+    template: str = "floe {{ product }}: {{ asset }} {{ status }}{% if error %} — {{ error }}{% endif %}"
+
+
+class FloeSpec(_Spec):
+    api_version: Literal["floe.dev/v1"] = Field(alias="apiVersion")
+    kind: Literal["DataProduct"]
+    metadata: Metadata
+    platform: str | None = Field(default=None, description="Path to platform.yaml")
+    vars: dict[str, Any] = Field(default_factory=dict)
+    defaults: Defaults = Field(default_factory=Defaults)
+    sources: list[SourceSpec] = Field(default_factory=list)
+    notifications: list[NotificationSpec] = Field(default_factory=list)
+
+
+class CatalogSpec(_Spec):
+    type: Literal["sql", "rest", "glue"]
+    name: str = "floe"
+    uri: str | None = None
+    warehouse: str | None = None
+    credential: str | None = None
+    token: str | None = None
+    scope: str | None = None
+    vended_credentials: bool = False
+    properties: dict[str, str] = Field(
+        default_factory=dict, description="Extra pyiceberg catalog properties, passed as-is"
+    )
+
+
+class StorageSpec(_Spec):
+    type: Literal["s3", "local"]
+    endpoint: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    path_style: bool = False
+
+
+class EnvironmentSpec(_Spec):
+    catalog: CatalogSpec
+    storage: StorageSpec | None = None
+
+
+class PlatformSpec(_Spec):
+    api_version: Literal["floe.dev/v1"] = Field(alias="apiVersion")
+    kind: Literal["Platform"]
+    environments: dict[str, EnvironmentSpec] = Field(
+        min_length=1, json_schema_extra={"propertyNames": {"pattern": ENV_NAME}}
+    )
