@@ -11,13 +11,16 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from floe import __version__
-from floe.artifacts import DEFAULT_ARTIFACTS_PATH, CompiledArtifacts, load_artifacts, write_artifacts
+from floe.artifacts import (
+    DEFAULT_ARTIFACTS_PATH,
+    CompiledArtifacts,
+    load_artifacts,
+    write_artifacts,
+)
 from floe.errors import ArtifactError, FloeError
 from floe.logs import configure_logging, get_logger, mask
 
@@ -66,7 +69,7 @@ def _compile(file: Path, output: Path, env: str | None, vars_text: str | None
 
 @app.command()
 def init(
-    directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path("."),
+    directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path(),
 ) -> None:
     """Create a new project (floe.yaml + sample data) that compiles and runs as it is."""
     from floe.scaffold import init_project
@@ -74,7 +77,7 @@ def init(
     created = init_project(directory)
     for path in created:
         out.print(f"  created {path}")
-    where = "" if directory == Path(".") else f"cd {directory} && "
+    where = "" if directory == Path() else f"cd {directory} && "
     out.print(f"Next: {where}floe compile && floe run")
 
 
@@ -128,20 +131,26 @@ def plan(
     if not changes:
         out.print("No changes.")
         return
-    table = Table("source", "change", "field", "before", "after", "risk", show_lines=False)
     for change in changes:
-        table.add_row(change.source, change.kind, change.field, _cell(change.before),
-                      _cell(change.after), change.risk or "")
-    out.print(table)
+        _print_lines(out, _describe(change))
     risky = sum(1 for c in changes if c.risk)
     out.print(f"{len(changes)} change(s), {risky} risky.")
 
 
+def _describe(change: Any) -> str:
+    """One line a change: ``~ orders  write_mode: append -> replace  [risky: ...]``."""
+    symbol = {"added": "+", "removed": "-"}.get(change.kind, "~")
+    if change.kind in {"added", "removed"}:
+        line = f"{symbol} {change.source}  {change.kind}"
+    else:
+        line = (f"{symbol} {change.source or 'environment'}  {change.field}: "
+                f"{_cell(change.before)} -> {_cell(change.after)}")
+    return f"{line}  [risky: {change.risk}]" if change.risk else line
+
+
 def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    text = str(value)
-    return mask(text if len(text) <= 40 else text[:37] + "...")
+    text = "(none)" if value is None else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _version_callback(value: bool) -> None:
@@ -166,11 +175,15 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging()
     try:
         code = app(args=argv, standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("Aborted.")
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:  # usage errors: bad option, unknown command, ...
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(str(exc), markup=False)
         sys.exit(1)
     except FloeError as exc:
         _print_lines(err, exc.render())

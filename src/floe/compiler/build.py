@@ -71,10 +71,10 @@ def _check(spec: CheckSpec) -> CheckConfig:
                              severity=spec.row_count.severity)
     if spec.not_null is not None:
         columns, severity = _columns(spec.not_null)
-        return NotNullCheck(columns=columns, severity=severity)  # type: ignore[arg-type]
+        return NotNullCheck(columns=columns, severity=severity)
     if spec.unique is not None:
         columns, severity = _columns(spec.unique)
-        return UniqueCheck(columns=columns, severity=severity)  # type: ignore[arg-type]
+        return UniqueCheck(columns=columns, severity=severity)
     if spec.accepted_values is not None:
         av = spec.accepted_values
         return AcceptedValuesCheck(column=av.column, values=tuple(av.values), severity=av.severity)

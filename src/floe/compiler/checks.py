@@ -166,7 +166,8 @@ def _check_source_config(
         yield from _check_filesystem(config, config_path, where)
     destination = source.get("destination_table")
     names = resource_names(source_type, config)
-    many = len(names) > 1 or (source_type == "sql_database" and not names)
+    many = len(names) > 1 or (
+        source_type == "sql_database" and not names and bool(config.get("schema")))
     if many and isinstance(destination, str) and "." in destination:
         listed = ", ".join(names) if names else "every table of the schema"
         yield where.diagnostic(

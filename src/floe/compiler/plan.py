@@ -30,18 +30,18 @@ class Change:
     risk: str | None = None
 
 
-def _risk(field: str, before: Any, after: Any) -> str | None:
+def _risk(field: str, before: Any, after: Any, new: CompiledSource) -> str | None:
     if field == "write_mode":
         return _RISKY_WRITE_MODES.get((before, after))
     if field == "schema_contract" and after == "freeze":
         return "freeze rejects the next load if the source schema changed since the last run"
-    if field == "primary_key":
+    if field == "primary_key" and new.write_mode == "merge":
         return "rows are matched on different columns from now on"
     if field in {"destination_table", "namespace", "table"}:
         return "data lands in a different table; the old one is kept but no longer loaded"
     if field == "cursor_field":
         return "the incremental cursor changes: run with --full-refresh to reload consistently"
-    if field == "merge_strategy":
+    if field == "merge_strategy" and before and after:
         return "delete-insert and upsert treat duplicate keys in a load differently"
     return None
 
@@ -52,7 +52,7 @@ def _source_changes(old: CompiledSource, new: CompiledSource) -> list[Change]:
     changes = []
     for field, value in after.items():
         if before.get(field) != value:
-            risk = None if field in _IGNORED else _risk(field, before.get(field), value)
+            risk = None if field in _IGNORED else _risk(field, before.get(field), value, new)
             changes.append(Change(new.name, "changed", field, before.get(field), value, risk))
     return changes
 

@@ -18,8 +18,8 @@ from typing import Any, NoReturn
 from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.nativetypes import NativeCodeGenerator
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.runtime import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from floe.compiler.positions import SourceMap
 from floe.errors import Diagnostic, KeyPath
@@ -53,7 +53,7 @@ class _SandboxedNativeEnvironment(ImmutableSandboxedEnvironment):
     """The immutable sandbox plus native types, with ``**`` and ``*`` bounded against bombs."""
 
     code_generator_class = NativeCodeGenerator
-    concat = staticmethod(_native_concat)  # type: ignore[assignment]
+    concat = staticmethod(_native_concat)
     intercepted_binops = frozenset({"**", "*"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
@@ -81,7 +81,7 @@ def _compile(source: str) -> Any:
 
 
 def check_template_syntax(source: str) -> str | None:
-    """Return a message if ``source`` is not valid Jinja2, else None (used for runtime templates)."""
+    """A message if ``source`` is not valid Jinja2, else None (for runtime templates)."""
     try:
         sandbox().parse(source)
     except TemplateSyntaxError as exc:

@@ -125,7 +125,8 @@ class SourceSpec(_Spec):
 class NotificationSpec(_Spec):
     on: list[NotificationEvent] = Field(min_length=1)
     webhook: str
-    template: str = "floe {{ product }}: {{ asset }} {{ status }}{% if error %} — {{ error }}{% endif %}"
+    template: str = (
+        "floe {{ product }}: {{ asset }} {{ status }}{% if error %} — {{ error }}{% endif %}")
 
 
 class FloeSpec(_Spec):

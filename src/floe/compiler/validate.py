@@ -101,10 +101,12 @@ def _short(value: Any) -> str:
 
 def _diagnose(error: ValidationError, source_map: SourceMap) -> list[Diagnostic]:
     path: KeyPath = tuple(error.absolute_path)
+    schema_node: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+    expected: Any = error.validator_value
     field = next((p for p in reversed(path) if isinstance(p, str)), "")
     kind = error.validator
     if kind == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = list(error.schema.get("properties", {}))
+        allowed = list(schema_node.get("properties", {}))
         return [
             source_map.diagnostic((*path, key), f"unknown key '{key}'", _suggest(key, allowed),
                                   at_key=True)
@@ -114,11 +116,11 @@ def _diagnose(error: ValidationError, source_map: SourceMap) -> list[Diagnostic]
     if kind == "required" and isinstance(error.instance, dict):
         return [
             source_map.diagnostic(path, f"missing required key '{key}'")
-            for key in error.validator_value
+            for key in expected
             if key not in error.instance
         ]
     if kind == "enum":
-        choices = [str(c) for c in error.validator_value]
+        choices = [str(c) for c in expected]
         hint = _ENUM_HINTS.get((str(field), str(error.instance)))
         if hint is None and isinstance(error.instance, str):
             close = difflib.get_close_matches(error.instance, choices, n=1, cutoff=0.6)
@@ -130,7 +132,7 @@ def _diagnose(error: ValidationError, source_map: SourceMap) -> list[Diagnostic]
             path, f"must be {_short(error.validator_value)}, not {_short(error.instance)}")]
     if kind == "type":
         return [source_map.diagnostic(
-            path, f"expected {_expected(error.schema)}, got {_type_name(error.instance)} "
+            path, f"expected {_expected(schema_node)}, got {_type_name(error.instance)} "
             f"({_short(error.instance)})",
             "quote the value to make it a string" if error.validator_value == "string" else "")]
     if kind == "pattern":
@@ -143,10 +145,10 @@ def _diagnose(error: ValidationError, source_map: SourceMap) -> list[Diagnostic]
             if best is not None:
                 return _diagnose(best, source_map)
         return [source_map.diagnostic(
-            path, f"expected {_expected(error.schema)}, got {_type_name(error.instance)} "
+            path, f"expected {_expected(schema_node)}, got {_type_name(error.instance)} "
             f"({_short(error.instance)})")]
     if kind in {"minProperties", "maxProperties"} and path and path[-2:-1] == ("checks",):
-        known = ", ".join(error.schema.get("properties", {}))
+        known = ", ".join(schema_node.get("properties", {}))
         return [source_map.diagnostic(
             path, "a check has exactly one key naming its type",
             f"e.g. `- not_null: [id]`; check types: {known}")]
