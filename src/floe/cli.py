@@ -153,6 +153,51 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+ArtifactsOption = Annotated[Path | None, typer.Option(
+    "--artifacts", "-a", help="Compiled artifacts [default: $FLOE_ARTIFACTS or "
+    "target/compiled_artifacts.json].", dir_okay=False)]
+
+
+@app.command()
+def run(
+    select: Annotated[list[str] | None, typer.Option(
+        "--select", "-s", help="Only these sources (repeatable).")] = None,
+    full_refresh: Annotated[bool, typer.Option(
+        "--full-refresh", help="Forget incremental cursors and replace the tables' contents.")
+    ] = False,
+    artifacts: ArtifactsOption = None,
+    env: Annotated[str | None, typer.Option(
+        "--env", "-e", help="Refuse to run unless the artifact was compiled for this "
+        "environment.")] = None,
+) -> None:
+    """Load every source (or --select ones) into Iceberg, as compiled by `floe compile`."""
+    from floe.runtime.console import run_with_progress
+
+    failed = run_with_progress(out, artifacts, select or [], full_refresh, env)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def tables(artifacts: ArtifactsOption = None) -> None:
+    """List the Bronze tables in the catalog with row counts and their last snapshot."""
+    from floe.runtime.console import print_tables
+
+    print_tables(out, artifacts)
+
+
+@app.command()
+def show(
+    table: Annotated[str, typer.Argument(help="NAMESPACE.TABLE, e.g. bronze.orders")],
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Sample rows to print.")] = 10,
+    artifacts: ArtifactsOption = None,
+) -> None:
+    """Print a table's schema, its snapshots and sample rows."""
+    from floe.runtime.console import print_table_details
+
+    print_table_details(out, artifacts, table, limit)
+
+
 def _version_callback(value: bool) -> None:
     if value:
         out.print(f"floe {__version__}")
@@ -164,7 +209,7 @@ def _root(
     version: Annotated[bool, typer.Option(
         "--version", callback=_version_callback, is_eager=True, help="Show the version.")] = False,
     log_level: Annotated[str | None, typer.Option(
-        "--log-level", help="debug, info, warning (default) or error; also FLOE_LOG_LEVEL.")
+        "--log-level", help="debug, info, warning or error (default); also FLOE_LOG_LEVEL.")
     ] = None,
 ) -> None:
     configure_logging(log_level)

@@ -1,6 +1,7 @@
 """structlog set-up shared by every command.
 
-Logs go to stderr (stdout is for results) at FLOE_LOG_LEVEL (default: warning), as JSON lines when
+Logs go to stderr (stdout is for results) at FLOE_LOG_LEVEL (default: error; the CLI already
+prints failures in its own summary), as JSON lines when
 FLOE_LOG_FORMAT=json (for machines) and as key=value text otherwise.  Every event passes through
 ``redact_secrets`` first, so a secret resolved at run time cannot reach a log line.
 """
@@ -41,7 +42,7 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
 
 
 def configure_logging(level: str | None = None) -> None:
-    name = (level or os.environ.get("FLOE_LOG_LEVEL", "warning")).upper()
+    name = (level or os.environ.get("FLOE_LOG_LEVEL", "error")).upper()
     numeric = logging.getLevelName(name)
     if not isinstance(numeric, int):
         numeric = logging.WARNING

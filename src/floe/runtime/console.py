@@ -1,0 +1,165 @@
+"""What `floe run`, `floe tables` and `floe show` print: progress, a summary table, table details."""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from floe.artifacts import CompiledArtifacts, CompiledSource
+from floe.errors import FloeError
+from floe.logs import mask
+from floe.runtime.iceberg.catalog import open_catalog
+from floe.runtime.ingestion.result import IngestionResult
+from floe.runtime.ingestion.runner import run_source
+from floe.runtime.project import RuntimeProject, load_project
+
+
+def select_sources(artifacts: CompiledArtifacts, names: Sequence[str]) -> list[CompiledSource]:
+    if not names:
+        return list(artifacts.sources)
+    known = [s.name for s in artifacts.sources]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=1)
+            hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        raise FloeError(f"--select: no source named {', '.join(hints)}; sources: "
+                        + ", ".join(known))
+    return [s for s in artifacts.sources if s.name in names]
+
+
+def connect(project: RuntimeProject) -> Catalog:
+    env = project.artifacts.environment
+    try:
+        return open_catalog(env, project.root)
+    except Exception as exc:
+        raise FloeError(f"cannot open the {env.catalog.type} catalog of environment "
+                        f"'{env.name}' ({env.catalog.uri}): {mask(str(exc))}") from None
+
+
+def _size(num: int) -> str:
+    value = float(num)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def run_with_progress(console: Console, artifacts_path: Path | None, select: Sequence[str],
+                      full_refresh: bool, env: str | None) -> int:
+    """Run the selected sources one after another; returns how many failed."""
+    project = load_project(artifacts_path)
+    artifacts = project.artifacts
+    if env is not None and env != artifacts.environment.name:
+        raise FloeError(f"the artifact was compiled for environment "
+                        f"'{artifacts.environment.name}', not '{env}': run "
+                        f"`floe compile --env {env}` first")
+    sources = select_sources(artifacts, select)
+    catalog = connect(project)
+    results: list[IngestionResult] = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        for source in sources:
+            task = progress.add_task(f"loading {source.name} -> {source.destination_table}")
+            results.append(run_source(source, catalog, project.root, full_refresh=full_refresh))
+            progress.remove_task(task)
+    _print_summary(console, sources, results)
+    return sum(1 for r in results if not r.success)
+
+
+def _print_summary(console: Console, sources: Sequence[CompiledSource],
+                   results: Sequence[IngestionResult]) -> None:
+    table = Table("source", "table", "rows", "bytes", "seconds", "status",
+                  title=f"floe run: {len(results)} source(s)")
+    for source, result in zip(sources, results, strict=True):
+        status = "[green]ok[/green]" if result.success else "[red]failed[/red]"
+        if result.success and not result.tables:
+            table.add_row(source.name, source.destination_table, "0", _size(0),
+                          f"{result.duration_seconds:.1f}", status)
+        for item in result.tables:
+            table.add_row(source.name, item.table, f"{item.rows_loaded:,}",
+                          _size(item.bytes_written), f"{result.duration_seconds:.1f}", status)
+        if not result.success:
+            table.add_row(source.name, source.destination_table, "-", "-",
+                          f"{result.duration_seconds:.1f}", status)
+    console.print(table)
+    for result in results:
+        for error in result.errors:
+            console.print(f"{result.source}: {mask(error)}", markup=False, style="red")
+
+
+def _all_tables(catalog: Catalog) -> list[tuple[str, ...]]:
+    found = []
+    for namespace in catalog.list_namespaces():
+        try:
+            found += catalog.list_tables(namespace)
+        except NoSuchNamespaceError:
+            continue
+    return sorted(found)
+
+
+def print_tables(console: Console, artifacts_path: Path | None) -> None:
+    catalog = connect(load_project(artifacts_path))
+    table = Table("table", "rows", "last snapshot", "committed at (UTC)", "operation")
+    for identifier in _all_tables(catalog):
+        loaded = catalog.load_table(identifier)
+        snapshot = loaded.current_snapshot()
+        rows = snapshot.summary["total-records"] if snapshot and snapshot.summary else "0"
+        when = (dt.datetime.fromtimestamp(snapshot.timestamp_ms / 1000, dt.UTC)
+                .strftime("%Y-%m-%d %H:%M:%S") if snapshot else "")
+        operation = snapshot.summary.operation.value if snapshot and snapshot.summary else ""
+        table.add_row(".".join(identifier), f"{int(rows or 0):,}",
+                      str(snapshot.snapshot_id) if snapshot else "-", when, operation)
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def print_table_details(console: Console, artifacts_path: Path | None, name: str,
+                        limit: int) -> None:
+    catalog = connect(load_project(artifacts_path))
+    parts = tuple(name.split("."))
+    if len(parts) != 2:
+        raise FloeError(f"'{name}': give the table as NAMESPACE.TABLE, e.g. bronze.orders")
+    try:
+        loaded = catalog.load_table(parts)
+    except NoSuchTableError:
+        known = [".".join(t) for t in _all_tables(catalog)]
+        close = difflib.get_close_matches(name, known, n=1)
+        raise FloeError(f"no table {name}" + (f"; did you mean {close[0]}?" if close else
+                        f"; tables: {', '.join(known) or 'none yet (run floe run)'}")) from None
+    schema = Table("column", "type", "required", title=f"{name} schema")
+    for field in loaded.schema().fields:
+        schema.add_row(field.name, str(field.field_type), "yes" if field.required else "")
+    console.print(schema)
+    snapshots = Table("snapshot", "committed at (UTC)", "operation", "added rows", "total rows",
+                      title="snapshots (newest last)")
+    for snapshot in loaded.snapshots()[-10:]:
+        summary = snapshot.summary
+        snapshots.add_row(
+            str(snapshot.snapshot_id),
+            dt.datetime.fromtimestamp(snapshot.timestamp_ms / 1000, dt.UTC).strftime(
+                "%Y-%m-%d %H:%M:%S"),
+            summary.operation.value if summary else "",
+            (summary["added-records"] or "0") if summary else "",
+            (summary["total-records"] or "0") if summary else "")
+    console.print(snapshots)
+    rows = loaded.scan(limit=limit).to_arrow()
+    sample = Table(*rows.column_names, title=f"first {limit} rows")
+    for record in rows.to_pylist():
+        sample.add_row(*(_cell(v) for v in record.values()))
+    console.print(sample)

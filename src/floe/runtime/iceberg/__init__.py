@@ -1,0 +1,1 @@
+"""Iceberg side of the runtime: catalogs from the artifact, one-transaction commits, state."""

@@ -1,0 +1,1 @@
+"""Ingestion: dlt extracts and normalizes; floe commits to Iceberg (see runner.py)."""

@@ -1,0 +1,27 @@
+"""What a load reports back: to the CLI table, to Dagster metadata, to OTel spans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TableResult:
+    table: str  # namespace.table
+    resource: str | None
+    rows_loaded: int
+    bytes_written: int
+    snapshot_id: int | None
+    new_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IngestionResult:
+    source: str
+    success: bool
+    rows_loaded: int = 0
+    bytes_written: int = 0
+    duration_seconds: float = 0.0
+    errors: tuple[str, ...] = ()
+    error_category: str | None = None
+    tables: tuple[TableResult, ...] = field(default_factory=tuple)

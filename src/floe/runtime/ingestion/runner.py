@@ -1,0 +1,250 @@
+"""Run one compiled source: dlt extracts and normalizes to parquet, floe commits to Iceberg.
+
+The order is what makes a load exactly-once:
+1. restore each resource's incremental state from its Iceberg table (the only state store);
+2. extract + normalize in a throw-away dlt working folder (retried with backoff on TRANSIENT
+   errors such as HTTP 429/503 or timeouts);
+3. commit each table in one transaction that also carries the resource's new state.
+A crash before 3 leaves table and cursor as they were; the next run re-reads the same rows.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.pipeline import NormalizeInfo
+from dlt.pipeline.pipeline import Pipeline
+from opentelemetry import trace
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from floe.artifacts import CompiledSource
+from floe.logs import get_logger, mask
+from floe.runtime.iceberg.commit import CommitResult, TableLoad, commit_table_load
+from floe.runtime.iceberg.state import read_committed_state
+from floe.runtime.ingestion.errors import (
+    DestinationWriteError,
+    ErrorCategory,
+    IngestionError,
+    SchemaContractViolation,
+    SourceConnectionError,
+    categorize_error,
+)
+from floe.runtime.ingestion.result import IngestionResult, TableResult
+from floe.runtime.ingestion.sources import build_source
+
+log = get_logger("floe.ingestion")
+tracer = trace.get_tracer("floe.ingestion")
+
+
+def _parquet_destination() -> Any:
+    """dlt needs a destination to normalize to parquet; floe commits the files itself."""
+    return dlt.destination(lambda items, table: None, name="floe_iceberg",
+                           loader_file_format="parquet", batch_size=0)()
+
+
+def _identifier(source: CompiledSource, table: str) -> tuple[str, str]:
+    return (source.namespace, table)
+
+
+def _restore_states(catalog: Catalog, source: CompiledSource, resources: list[str]
+                    ) -> dict[str, dict[str, Any]]:
+    """resource -> {"section": ..., "state": ...} as committed with the table's last load."""
+    restored: dict[str, dict[str, Any]] = {}
+    for resource in resources:
+        try:
+            table = catalog.load_table(_identifier(source, source.table_for(resource)))
+        except NoSuchTableError:
+            continue
+        state = read_committed_state(table)
+        if state is not None:
+            restored[resource] = state
+    return restored
+
+
+def _inject_states(pipeline: Pipeline, restored: dict[str, dict[str, Any]]) -> None:
+    with pipeline.managed_state() as state:
+        sources = state.setdefault("sources", {})
+        for resource, record in restored.items():
+            section = sources.setdefault(record["section"], {})
+            section.setdefault("resources", {})[resource] = record["state"]
+
+
+def _resource_state(pipeline: Pipeline, resource: str) -> dict[str, Any] | None:
+    for section, section_state in pipeline.state.get("sources", {}).items():
+        resource_state = section_state.get("resources", {}).get(resource)
+        if resource_state is not None:
+            return {"section": section, "state": resource_state}
+    return None
+
+
+class _Extracted:
+    def __init__(self, pipeline: Pipeline, info: NormalizeInfo, resources: list[str]) -> None:
+        self.pipeline = pipeline
+        self.info = info
+        self.resources = resources
+
+    def files_by_table(self) -> dict[str, list[str]]:
+        files: dict[str, list[str]] = defaultdict(list)
+        for load_id in self.pipeline.list_normalized_load_packages():
+            package = self.pipeline.get_load_package_info(load_id)
+            for job in package.jobs.get("new_jobs", []):
+                table = job.job_file_info.table_name
+                if not table.startswith("_dlt"):
+                    files[table].append(job.file_path)
+        return dict(files)
+
+    def load_id(self) -> str:
+        ids = self.info.loads_ids
+        return ids[-1] if ids else "empty"
+
+
+def _extract(source: CompiledSource, catalog: Catalog, project_root: Path, workdir: Path,
+             full_refresh: bool, environ: Mapping[str, str] | None) -> _Extracted:
+    dlt_source = build_source(source, project_root, environ)
+    resources = list(dlt_source.resources.keys())
+    pipeline = dlt.pipeline(
+        pipeline_name=source.pipeline_name, pipelines_dir=str(workdir),
+        destination=_parquet_destination(), dataset_name=source.namespace)
+    if not full_refresh:
+        _inject_states(pipeline, _restore_states(catalog, source, resources))
+    pipeline.extract(dlt_source)
+    info = pipeline.normalize()
+    return _Extracted(pipeline, info, resources)
+
+
+def _is_transient(error: BaseException) -> bool:
+    return categorize_error(error) is ErrorCategory.TRANSIENT
+
+
+def _log_retry(source: CompiledSource) -> Any:
+    def _before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("ingestion.retry", pipeline_id=source.pipeline_name,
+                    attempt=state.attempt_number, error=mask(str(error)),
+                    sleep_seconds=round(state.upcoming_sleep, 2))
+    return _before_sleep
+
+
+def extract_with_retry(source: CompiledSource, catalog: Catalog, project_root: Path,
+                       workroot: Path, full_refresh: bool,
+                       environ: Mapping[str, str] | None) -> _Extracted:
+    retry = source.retry
+    attempts = Retrying(
+        retry=retry_if_exception(_is_transient),
+        stop=stop_after_attempt(retry.max_retries + 1),
+        wait=wait_exponential(multiplier=retry.initial_delay_seconds,
+                              min=retry.initial_delay_seconds, max=retry.max_delay_seconds),
+        before_sleep=_log_retry(source), reraise=True)
+    for number, attempt in enumerate(attempts):
+        with attempt:
+            workdir = workroot / f"attempt-{number}"
+            return _extract(source, catalog, project_root, workdir, full_refresh, environ)
+    raise AssertionError("unreachable: tenacity reraises")
+
+
+def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
+                full_refresh: bool) -> list[tuple[str, str | None, CommitResult]]:
+    results: list[tuple[str, str | None, CommitResult]] = []
+    by_table = {source.table_for(r): r for r in extracted.resources}
+    for table, files in extracted.files_by_table().items():
+        resource = by_table.get(table)
+        root = resource is not None
+        write_mode = "replace" if full_refresh else source.write_mode
+        load = TableLoad(
+            identifier=_identifier(source, table), files=files,
+            write_mode=write_mode if root else ("replace" if full_refresh else "append"),
+            merge_strategy=source.merge_strategy if root else None,
+            primary_key=source.primary_key if root else (),
+            schema_contract=source.schema_contract,
+            state=_resource_state(extracted.pipeline, resource) if resource else None,
+            load_id=extracted.load_id())
+        try:
+            results.append((table, resource, commit_table_load(catalog, load)))
+        except SchemaContractViolation as exc:
+            exc.destination_table = ".".join(load.identifier)
+            exc.source_type, exc.pipeline_name = source.source_type, source.pipeline_name
+            raise
+        except Exception as exc:
+            category = ErrorCategory.PARTIAL if results else None
+            raise DestinationWriteError(
+                f"committing {'.'.join(load.identifier)} failed: {type(exc).__name__}: "
+                f"{mask(str(exc))}", source_type=source.source_type,
+                destination_table=".".join(load.identifier),
+                pipeline_name=source.pipeline_name, category=category) from exc
+    return results
+
+
+def _as_ingestion_error(source: CompiledSource, error: BaseException) -> IngestionError:
+    if isinstance(error, IngestionError):
+        return error
+    category = categorize_error(error)
+    root = error
+    wrapped = getattr(error, "exception", None)
+    if isinstance(wrapped, BaseException):
+        root = wrapped
+    message = f"{type(root).__name__}: {mask(str(root))}"
+    kind = SourceConnectionError if category is ErrorCategory.TRANSIENT else IngestionError
+    return kind(message, source_type=source.source_type,
+                destination_table=source.destination_table,
+                pipeline_name=source.pipeline_name, category=category)
+
+
+def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
+               full_refresh: bool = False, environ: Mapping[str, str] | None = None
+               ) -> IngestionResult:
+    """Load one source; never raises for a failed load, the result says what went wrong."""
+    started = time.perf_counter()
+    bound = log.bind(pipeline_id=source.pipeline_name, source_type=source.source_type,
+                     destination_table=source.destination_table)
+    attributes = {"ingestion.source_type": source.source_type,
+                  "ingestion.destination_table": source.destination_table,
+                  "ingestion.write_mode": source.write_mode}
+    with tracer.start_as_current_span("floe.ingestion.run", attributes=attributes) as span:
+        bound.info("ingestion.start", status="running", full_refresh=full_refresh)
+        try:
+            with tempfile.TemporaryDirectory(prefix="floe-dlt-") as workroot:
+                extracted = extract_with_retry(source, catalog, project_root, Path(workroot),
+                                               full_refresh, environ)
+                committed = _commit_all(source, catalog, extracted, full_refresh)
+                row_counts = extracted.info.row_counts
+        except Exception as exc:  # every failure becomes a result, with its category
+            error = _as_ingestion_error(source, exc)
+            duration = time.perf_counter() - started
+            span.set_status(trace.Status(trace.StatusCode.ERROR, error.message))
+            span.set_attributes({"error.type": type(error).__name__,
+                                 "error.message": error.message,
+                                 "error.category": error.category.value})
+            bound.warning("ingestion.failed", status="failed", error=str(error),
+                        category=error.category.value, duration_seconds=round(duration, 3))
+            return IngestionResult(source=source.name, success=False,
+                                   duration_seconds=duration, errors=(str(error),),
+                                   error_category=error.category.value)
+        tables = tuple(
+            TableResult(table=f"{source.namespace}.{table}", resource=resource,
+                        rows_loaded=int(row_counts.get(table, 0)),
+                        bytes_written=result.bytes_written, snapshot_id=result.snapshot_id,
+                        new_columns=result.new_columns)
+            for table, resource, result in committed)
+        rows = sum(t.rows_loaded for t in tables)
+        size = sum(t.bytes_written for t in tables)
+        duration = time.perf_counter() - started
+        span.set_attributes({"ingestion.rows_loaded": rows, "ingestion.bytes_written": size,
+                             "ingestion.duration_seconds": duration})
+        bound.info("ingestion.done", status="success", rows_loaded=rows, bytes_written=size,
+                   duration_seconds=round(duration, 3))
+        return IngestionResult(source=source.name, success=True, rows_loaded=rows,
+                               bytes_written=size, duration_seconds=duration, tables=tables)
