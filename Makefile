@@ -14,9 +14,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+QUICKSTART := examples/quickstart
+
+$(QUICKSTART)/data/shop.db: $(QUICKSTART)/data/shop.sql
+	rm -f $@
+	$(PYTHON) -c "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); db.executescript(open(sys.argv[2]).read()); db.commit()" $@ $<
+
 ## Compile and run the quickstart example on the embedded platform (SQLite catalog + local folder).
-run: install
-	cd examples/quickstart && ../../$(BIN)/floe compile && ../../$(BIN)/floe run
+run: install $(QUICKSTART)/data/shop.db
+	cd $(QUICKSTART) && ../../$(BIN)/floe compile && ../../$(BIN)/floe run && ../../$(BIN)/floe tables
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -46,6 +46,10 @@ def configure_logging(level: str | None = None) -> None:
     numeric = logging.getLevelName(name)
     if not isinstance(numeric, int):
         numeric = logging.WARNING
+    logging.getLogger("dlt").setLevel(max(numeric, logging.WARNING) if name != "DEBUG"
+                                      else logging.DEBUG)
+    if numeric > logging.WARNING:
+        logging.getLogger("dlt").setLevel(numeric)
     renderer: Any = (structlog.processors.JSONRenderer()
                      if os.environ.get("FLOE_LOG_FORMAT") == "json"
                      else structlog.dev.ConsoleRenderer(colors=False))

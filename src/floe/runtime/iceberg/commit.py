@@ -115,7 +115,8 @@ def _dedupe_last(df: pa.Table, keys: list[str]) -> pa.Table:
         return df
     indexed = df.append_column(_ROW_INDEX, pa.array(range(df.num_rows), pa.int64()))
     last = indexed.group_by(keys, use_threads=False).aggregate([(_ROW_INDEX, "max")])
-    return df.take(pc.sort(last[f"{_ROW_INDEX}_max"]))
+    keep = last[f"{_ROW_INDEX}_max"]
+    return df.take(pc.take(keep, pc.array_sort_indices(keep)))
 
 
 def _write(tx: Transaction, load: TableLoad, schema: pa.Schema, props: dict[str, str]) -> None:

@@ -10,6 +10,7 @@ A crash before 3 leaves table and cursor as they were; the next run re-reads the
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections import defaultdict
@@ -46,6 +47,9 @@ from floe.runtime.ingestion.errors import (
 from floe.runtime.ingestion.result import IngestionResult, TableResult
 from floe.runtime.ingestion.sources import build_source
 
+# dlt sets its logger level from its own config on every pipeline; keep its chatter out of the
+# CLI unless the user asked for more (FLOE_LOG_LEVEL / --log-level still applies to floe's logs).
+os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
 log = get_logger("floe.ingestion")
 tracer = trace.get_tracer("floe.ingestion")
 
