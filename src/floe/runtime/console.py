@@ -1,4 +1,4 @@
-"""What `floe run`, `floe tables` and `floe show` print: progress, a summary table, table details."""
+"""What `floe run`, `floe tables` and `floe show` print: progress, summaries, details."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ writer (``CommitFailedException``) makes us reload the table and run the transac
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -128,15 +129,21 @@ def _write(tx: Transaction, load: TableLoad, schema: pa.Schema, props: dict[str,
             tx.delete(AlwaysTrue(), snapshot_properties=props)
         tx.append(_stream(load.files, schema), snapshot_properties=props)
         return
+    # merge: delete the rows whose key arrives, then append the load, in the same transaction.
+    # upsert keeps one row per key (the last one sent); delete-insert keeps the load as sent.
+    # (pyiceberg's Transaction.upsert cannot compare rows once the schema evolved in the same
+    # transaction, and this is the same copy-on-write work.)
     keys = list(load.primary_key)
-    df = _dedupe_last(_read_all(load.files, schema), keys)
+    df = _read_all(load.files, schema)
+    if load.merge_strategy != "delete-insert":
+        df = _dedupe_last(df, keys)
     if df.num_rows == 0:
         return
-    if load.merge_strategy == "delete-insert":
-        tx.delete(create_match_filter(df, keys), snapshot_properties=props)
-        tx.append(df, snapshot_properties=props)
-    else:
-        tx.upsert(df, join_cols=keys, snapshot_properties=props)
+    if tx.table_metadata.current_snapshot() is not None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            tx.delete(create_match_filter(df, keys), snapshot_properties=props)
+    tx.append(df, snapshot_properties=props)
 
 
 def _commit_once(catalog: Catalog, load: TableLoad, incoming: pa.Schema) -> CommitResult:

@@ -7,9 +7,9 @@ commit together or not at all, and any machine can resume from the table alone.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from dlt.common.json import json as dlt_json
 from pyiceberg.table import Table
 
 STATE_PROPERTY = "floe.dlt-state"
@@ -25,7 +25,7 @@ def read_committed_state(table: Table) -> dict[str, Any] | None:
             return None
         raw = snapshot.summary[STATE_PROPERTY] if snapshot.summary is not None else None
         if raw:
-            state: dict[str, Any] = json.loads(raw)
+            state: dict[str, Any] = dlt_json.typed_loads(raw)
             return state
         if snapshot.parent_snapshot_id is None:
             return None
@@ -36,5 +36,6 @@ def read_committed_state(table: Table) -> dict[str, Any] | None:
 def snapshot_properties(state: dict[str, Any] | None, load_id: str) -> dict[str, str]:
     props = {LOAD_ID_PROPERTY: load_id}
     if state is not None:
-        props[STATE_PROPERTY] = json.dumps(state, sort_keys=True, default=str)
+        # dlt's typed JSON keeps datetimes and decimals as such: cursors compare by type
+        props[STATE_PROPERTY] = dlt_json.typed_dumps(state)
     return props

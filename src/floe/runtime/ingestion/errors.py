@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from enum import Enum
+from enum import StrEnum
 
 
-class ErrorCategory(str, Enum):
+class ErrorCategory(StrEnum):
     TRANSIENT = "TRANSIENT"  # retry with backoff: 429, 503, timeouts, connection resets
     PERMANENT = "PERMANENT"  # fail now: 401, 403, missing resource, permission denied
     PARTIAL = "PARTIAL"  # some tables committed, some not
@@ -48,7 +48,7 @@ class DestinationWriteError(IngestionError):
     category = ErrorCategory.TRANSIENT
 
 
-class SchemaContractViolation(IngestionError):
+class SchemaContractViolation(IngestionError):  # noqa: N818 (name fixed by the spec)
     category = ErrorCategory.PERMANENT
 
 
@@ -89,9 +89,9 @@ def status_code(error: BaseException) -> int | None:
 def categorize_error(error: BaseException) -> ErrorCategory:
     """TRANSIENT errors are retried with backoff; everything else fails at once."""
     for item in _chain(error):
-        if isinstance(item, IngestionError) and type(item) is not IngestionError:
-            if not isinstance(item, SourceConnectionError | DestinationWriteError):
-                return item.category
+        if (isinstance(item, IngestionError) and type(item) is not IngestionError
+                and not isinstance(item, SourceConnectionError | DestinationWriteError)):
+            return item.category
     code = status_code(error)
     if code is not None:
         if code in _TRANSIENT_STATUS:

@@ -50,9 +50,26 @@ def _local(url: str, project_root: Path) -> str:
     return str((project_root / url).resolve())
 
 
-def _rest_api(config: dict[str, Any]) -> DltSource:
+def _rest_api(config: dict[str, Any], source: CompiledSource) -> DltSource:
+    """The cursor goes into each endpoint's own ``incremental`` (dlt filters on it and can bind
+    it to a request parameter); endpoints that configure one themselves keep theirs."""
     from dlt.sources.rest_api import rest_api_source
 
+    if source.cursor_field:
+        cursor: dict[str, Any] = {"cursor_path": source.cursor_field}
+        if source.cursor_initial_value is not None:
+            cursor["initial_value"] = source.cursor_initial_value
+        resources = []
+        for resource in config.get("resources", []):
+            if isinstance(resource, str):
+                resource = {"name": resource, "endpoint": {"path": resource}}
+            endpoint = resource.get("endpoint")
+            if not isinstance(endpoint, dict):
+                endpoint = {"path": endpoint or resource["name"]}
+            if "incremental" not in endpoint:
+                endpoint = {**endpoint, "incremental": cursor}
+            resources.append({**resource, "endpoint": endpoint})
+        config = {**config, "resources": resources}
     return rest_api_source(config)  # type: ignore[arg-type]
 
 
@@ -120,7 +137,7 @@ def build_source(source: CompiledSource, project_root: Path,
     config = resolved_config(source, environ)
     try:
         if source.source_type == "rest_api":
-            dlt_source = _rest_api(config)
+            dlt_source = _rest_api(config, source)
         elif source.source_type == "sql_database":
             dlt_source = _sql_database(config, project_root)
         else:
@@ -135,7 +152,8 @@ def build_source(source: CompiledSource, project_root: Path,
         if source.primary_key:
             hints["primary_key"] = list(source.primary_key)
         wrapper = resource.incremental
-        if source.cursor_field and getattr(wrapper, "incremental", None) is None:
+        if (source.cursor_field and source.source_type != "rest_api"
+                and getattr(wrapper, "incremental", None) is None):
             hints["incremental"] = dlt.sources.incremental(
                 source.cursor_field, initial_value=source.cursor_initial_value)
         resource.apply_hints(**hints)
