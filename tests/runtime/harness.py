@@ -15,31 +15,49 @@ from floe.compiler import CompileRequest, compile_project
 from floe.runtime.iceberg.catalog import open_catalog
 from floe.runtime.ingestion.result import IngestionResult
 from floe.runtime.ingestion.runner import run_source
+from tests.servers import RestCatalog
 
 
 @dataclass
 class Project:
+    """A test project on the embedded catalog, or on the REST catalog when given its server."""
+
     root: Path
+    rest: RestCatalog | None = None
 
     def write(self, text: str) -> None:
-        (self.root / "floe.yaml").write_text(textwrap.dedent(text))
+        text = textwrap.dedent(text)
+        if self.rest is not None:
+            (self.root / "platform.yaml").write_text(self.rest.platform_yaml())
+            text = text.replace("\nsources:", "\nplatform: platform.yaml\nsources:", 1)
+        (self.root / "floe.yaml").write_text(text)
+
+    def _environ(self, environ: dict[str, str] | None) -> dict[str, str]:
+        return {**(self.rest.secrets if self.rest else {}), **(environ or {})}
 
     def compile(self, environ: dict[str, str] | None = None) -> CompiledArtifacts:
         artifacts = compile_project(CompileRequest(
             floe_file=self.root / "floe.yaml", output_dir=self.root / "target",
-            environ=environ or {}))
+            environment="rest" if self.rest else None, environ=self._environ(environ)))
         write_artifacts(artifacts, self.root / "target" / "compiled_artifacts.json")
         return artifacts
 
     def catalog(self) -> Catalog:
-        return open_catalog(self.compile().environment, self.root)
+        return open_catalog(self.compile().environment, self.root, self._environ(None))
 
     def run(self, source: str, *, full_refresh: bool = False,
             environ: dict[str, str] | None = None) -> IngestionResult:
         artifacts = self.compile(environ)
-        catalog = open_catalog(artifacts.environment, self.root, environ)
+        env = self._environ(environ)
+        catalog = open_catalog(artifacts.environment, self.root, env)
         return run_source(artifacts.source(source), catalog, self.root,
-                          full_refresh=full_refresh, environ=environ)
+                          full_refresh=full_refresh, environ=env)
+
+    def drop_all_tables(self) -> None:
+        catalog = self.catalog()
+        for namespace in catalog.list_namespaces():
+            for identifier in catalog.list_tables(namespace):
+                catalog.drop_table(identifier)
 
     def read(self, table: str, sort_by: str = "id") -> list[dict[str, Any]]:
         loaded = self.catalog().load_table(tuple(table.split(".")))

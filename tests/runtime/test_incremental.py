@@ -35,10 +35,13 @@ def _db(root: Path, rows: list[tuple[int, str, str]]) -> None:
         db.executemany("INSERT OR REPLACE INTO customers VALUES (?, ?, ?)", rows)
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    project = Project(tmp_path)
+@pytest.fixture(params=["embedded", "rest"])
+def project(request: pytest.FixtureRequest, tmp_path: Path) -> Project:
+    rest = request.getfixturevalue("rest_catalog") if request.param == "rest" else None
+    project = Project(tmp_path, rest=rest)
     project.write(SQLITE_PROJECT)
+    if rest is not None:
+        project.drop_all_tables()
     _db(tmp_path, [(1, "a", "2024-01-01"), (2, "b", "2024-01-02")])
     return project
 

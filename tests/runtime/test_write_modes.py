@@ -34,9 +34,15 @@ def clear(project: Path) -> None:
         path.unlink()
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    return Project(tmp_path)
+@pytest.fixture(params=["embedded", "rest"])
+def project(request: pytest.FixtureRequest, tmp_path: Path) -> Project:
+    """Every write-mode test runs on the embedded SQL catalog and on the REST catalog + S3."""
+    if request.param == "embedded":
+        return Project(tmp_path)
+    project = Project(tmp_path, rest=request.getfixturevalue("rest_catalog"))
+    project.write(FILES_PROJECT.format(mode="append", extra=""))
+    project.drop_all_tables()
+    return project
 
 
 def test_append_accumulates(project: Project) -> None:
