@@ -19,7 +19,7 @@ from floe.errors import FloeError
 from floe.logs import mask
 from floe.runtime.iceberg.catalog import open_catalog
 from floe.runtime.ingestion.result import IngestionResult
-from floe.runtime.ingestion.runner import run_source
+from floe.runtime.plugins import HealthState, IngestionConfig, load_ingestion_plugin
 from floe.runtime.project import RuntimeProject, load_project
 
 
@@ -66,14 +66,24 @@ def run_with_progress(console: Console, artifacts_path: Path | None, select: Seq
                         f"'{artifacts.environment.name}', not '{env}': run "
                         f"`floe compile --env {env}` first")
     sources = select_sources(artifacts, select)
-    catalog = connect(project)
+    plugin = load_ingestion_plugin("dlt", environment=artifacts.environment,
+                                   project_root=project.root)
+    plugin.startup()
+    health = plugin.health_check()
+    if health.state is HealthState.UNHEALTHY:
+        raise FloeError(f"environment '{artifacts.environment.name}': {health.message}")
     results: list[IngestionResult] = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
-        for source in sources:
-            task = progress.add_task(f"loading {source.name} -> {source.destination_table}")
-            results.append(run_source(source, catalog, project.root, full_refresh=full_refresh))
-            progress.remove_task(task)
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=console, transient=True) as progress:
+            for source in sources:
+                task = progress.add_task(f"loading {source.name} -> {source.destination_table}")
+                pipeline = plugin.create_pipeline(IngestionConfig(
+                    source, artifacts.environment, project.root, full_refresh))
+                results.append(plugin.run(pipeline))
+                progress.remove_task(task)
+    finally:
+        plugin.shutdown()
     _print_summary(console, sources, results)
     return sum(1 for r in results if not r.success)
 
