@@ -132,3 +132,15 @@ def test_compile_does_not_import_the_runtime(tmp_path: Path) -> None:
                             text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_readme_five_line_project_compiles(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## A five-line project", 1)[1]
+    yaml_text = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert len(yaml_text.strip().splitlines()) == 5
+    (tmp_path / "floe.yaml").write_text(yaml_text)
+    result = floe("compile", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "target" / "compiled_artifacts.json").read_text())
+    assert data["sources"][0]["source_config"] == {"bucket_url": "data", "format": "csv"}
