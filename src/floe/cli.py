@@ -7,6 +7,7 @@ the commands that need them, so ``floe compile`` stays fast and light.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -239,8 +240,6 @@ def main(argv: list[str] | None = None) -> None:
         _print_lines(err, f"internal error in floe {__version__}: {type(exc).__name__}: {exc}\n"
                      "This is a bug; please report it with the command you ran. "
                      "Set FLOE_DEBUG=1 for the traceback.")
-        import os
-
         if os.environ.get("FLOE_DEBUG"):
             import traceback
 

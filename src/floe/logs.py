@@ -46,10 +46,8 @@ def configure_logging(level: str | None = None) -> None:
     numeric = logging.getLevelName(name)
     if not isinstance(numeric, int):
         numeric = logging.WARNING
-    logging.getLogger("dlt").setLevel(max(numeric, logging.WARNING) if name != "DEBUG"
-                                      else logging.DEBUG)
-    if numeric > logging.WARNING:
-        logging.getLogger("dlt").setLevel(numeric)
+    # dlt's own warnings are noise for floe users unless they asked for debug output
+    logging.getLogger("dlt").setLevel(numeric if name == "DEBUG" else max(numeric, logging.WARNING))
     renderer: Any = (structlog.processors.JSONRenderer()
                      if os.environ.get("FLOE_LOG_FORMAT") == "json"
                      else structlog.dev.ConsoleRenderer(colors=False))
