@@ -17,7 +17,8 @@ from rich.table import Table
 from floe.artifacts import CompiledArtifacts, CompiledSource
 from floe.errors import FloeError
 from floe.logs import mask
-from floe.runtime.iceberg.catalog import open_catalog
+from floe.runtime.ingestion.errors import SourceConnectionError
+from floe.runtime.ingestion.plugin import connect_catalog
 from floe.runtime.ingestion.result import IngestionResult
 from floe.runtime.plugins import HealthState, IngestionConfig, load_ingestion_plugin
 from floe.runtime.project import RuntimeProject, load_project
@@ -41,10 +42,9 @@ def select_sources(artifacts: CompiledArtifacts, names: Sequence[str]) -> list[C
 def connect(project: RuntimeProject) -> Catalog:
     env = project.artifacts.environment
     try:
-        return open_catalog(env, project.root)
-    except Exception as exc:
-        raise FloeError(f"cannot open the {env.catalog.type} catalog of environment "
-                        f"'{env.name}' ({env.catalog.uri}): {mask(str(exc))}") from None
+        return connect_catalog(env, project.root)
+    except SourceConnectionError as exc:
+        raise FloeError(f"environment '{env.name}': {exc.message}") from None
 
 
 def _size(num: int) -> str:

@@ -162,7 +162,7 @@ def _commit_once(catalog: Catalog, load: TableLoad, incoming: pa.Schema) -> Comm
             # nothing changed (e.g. an upsert of identical rows): still commit the new state
             empty = schema_to_pyarrow(tx.table_metadata.schema()).empty_table()
             tx.append(empty, snapshot_properties=props)
-    table = catalog.load_table(load.identifier)
+    # the committed transaction has already refreshed `table` with the catalog's answer
     return _summarize(table, before_id, load.identifier, new_columns)
 
 

@@ -36,7 +36,7 @@ class DltPipeline:
     catalog: Catalog
 
 
-def _connect(environment: EnvironmentConfig, project_root: Path) -> Catalog:
+def connect_catalog(environment: EnvironmentConfig, project_root: Path) -> Catalog:
     """Open the catalog and make one cheap call, so an unreachable one fails here, by name."""
     try:
         catalog = open_catalog(environment, project_root)
@@ -53,6 +53,14 @@ class DltIngestionPlugin(IngestionPlugin):
                  project_root: Path | None = None) -> None:
         self.environment = environment
         self.project_root = project_root or Path.cwd()
+        self._catalogs: dict[tuple[str, Path], Catalog] = {}
+
+    def _catalog(self, environment: EnvironmentConfig, project_root: Path) -> Catalog:
+        """One connection per environment: the health check and every pipeline share it."""
+        key = (environment.model_dump_json(), project_root)
+        if key not in self._catalogs:
+            self._catalogs[key] = connect_catalog(environment, project_root)
+        return self._catalogs[key]
 
     @property
     def metadata(self) -> PluginMetadata:
@@ -78,7 +86,7 @@ class DltIngestionPlugin(IngestionPlugin):
         if self.environment is None:
             return HealthStatus(HealthState.DEGRADED, "no environment configured")
         try:
-            _connect(self.environment, self.project_root)
+            self._catalog(self.environment, self.project_root)
         except SourceConnectionError as exc:
             return HealthStatus(HealthState.UNHEALTHY, exc.message)
         return HealthStatus(HealthState.HEALTHY,
@@ -103,12 +111,15 @@ class DltIngestionPlugin(IngestionPlugin):
         with tracer.start_as_current_span("floe.ingestion.create_pipeline",
                                           attributes=attributes):
             try:
-                catalog = _connect(config.environment, config.project_root)
+                catalog = self._catalog(config.environment, config.project_root)
             except SourceConnectionError as exc:
                 exc.source_type, exc.pipeline_name = source.source_type, source.pipeline_name
                 exc.destination_table = source.destination_table
                 raise
             return DltPipeline(config, catalog)
+
+    def shutdown(self) -> None:
+        self._catalogs.clear()
 
     def run(self, pipeline: Any) -> IngestionResult:
         if not isinstance(pipeline, DltPipeline):

@@ -167,10 +167,10 @@ def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
     for table, files in extracted.files_by_table().items():
         resource = by_table.get(table)
         root = resource is not None
-        write_mode = "replace" if full_refresh else source.write_mode
+        # child tables (nested data) are appended: only root tables have the primary key
+        write_mode = "replace" if full_refresh else (source.write_mode if root else "append")
         load = TableLoad(
-            identifier=_identifier(source, table), files=files,
-            write_mode=write_mode if root else ("replace" if full_refresh else "append"),
+            identifier=_identifier(source, table), files=files, write_mode=write_mode,
             merge_strategy=source.merge_strategy if root else None,
             primary_key=source.primary_key if root else (),
             schema_contract=source.schema_contract,
