@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot
 
 from tests.runtime.harness import Project
 
@@ -27,6 +29,17 @@ def drop(project: Path, name: str, rows: list[dict[str, object]]) -> None:
     folder = project / "landing"
     folder.mkdir(exist_ok=True)
     (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def operations_since(table: Table, before: Snapshot | None) -> list[str]:
+    """The operations of the snapshots added after ``before``, oldest first."""
+    added = []
+    snapshot = table.current_snapshot()
+    while snapshot is not None and (before is None or snapshot.snapshot_id != before.snapshot_id):
+        added.append(snapshot.summary.operation.value if snapshot.summary else "?")
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+    return added[::-1]
 
 
 def clear(project: Path) -> None:
@@ -64,12 +77,14 @@ def test_replace_is_one_commit_with_only_the_new_rows(project: Project) -> None:
     clear(project.root)
     drop(project.root, "b.jsonl", [{"id": 3, "amount": 3.0}])
     catalog = project.catalog()
-    before = catalog.load_table(("bronze", "orders")).metadata.metadata_log
+    before_table = catalog.load_table(("bronze", "orders"))
+    before, before_snapshot = before_table.metadata.metadata_log, before_table.current_snapshot()
     result = project.run("orders")
     assert result.success, result.errors
     assert [r["id"] for r in project.read("bronze.orders")] == [3]
-    after = catalog.load_table(("bronze", "orders")).metadata.metadata_log
-    assert len(after) == len(before) + 1, "replace must be a single catalog commit"
+    table = catalog.load_table(("bronze", "orders"))
+    assert len(table.metadata.metadata_log) == len(before) + 1, "one catalog commit"
+    assert operations_since(table, before_snapshot) == ["overwrite"], "one snapshot"
 
 
 def test_merge_upsert_updates_and_inserts(project: Project) -> None:
@@ -79,10 +94,16 @@ def test_merge_upsert_updates_and_inserts(project: Project) -> None:
     clear(project.root)
     drop(project.root, "b.jsonl", [{"id": 2, "status": "shipped"}, {"id": 3, "status": "new"},
                                    {"id": 3, "status": "paid"}])
+    before = project.catalog().load_table(("bronze", "orders")).current_snapshot()
     result = project.run("orders")
     assert result.success, result.errors
     rows = project.read("bronze.orders")
     assert [(r["id"], r["status"]) for r in rows] == [(1, "new"), (2, "shipped"), (3, "paid")]
+    table = project.catalog().load_table(("bronze", "orders"))
+    assert operations_since(table, before) == ["overwrite"], "a merge is one snapshot"
+    assert before is not None
+    previous = table.scan(snapshot_id=before.snapshot_id).to_arrow().sort_by("id")
+    assert previous.column("status").to_pylist() == ["new", "new"], "time travel still works"
 
 
 def test_merge_delete_insert(project: Project) -> None:

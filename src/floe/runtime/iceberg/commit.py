@@ -1,15 +1,15 @@
 """One pyiceberg transaction per table per load: schema union + the write mode, atomically.
 
 dlt's normalized parquet files for a table are collected first and committed together:
-``append`` streams them (bounded memory), ``replace`` deletes and appends in the same commit
-(readers never see an empty table), ``merge`` upserts or delete-inserts on the primary key.
+``append`` streams them (bounded memory), ``replace`` and ``merge`` swap files in one
+overwrite snapshot (readers never see an empty or half-merged table).
 The resource's incremental state rides in the same snapshot (see ``state.py``).  A concurrent
 writer (``CommitFailedException``) makes us reload the table and run the transaction again.
 """
 
 from __future__ import annotations
 
-import warnings
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +20,15 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
-from pyiceberg.expressions import AlwaysTrue
-from pyiceberg.io.pyarrow import schema_to_pyarrow
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
+from pyiceberg.expressions.visitors import bind
+from pyiceberg.io import FileIO
+from pyiceberg.io.pyarrow import (
+    ArrowScan,
+    _dataframe_to_data_files,
+    _expression_to_complementary_pyarrow,
+    schema_to_pyarrow,
+)
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.upsert_util import create_match_filter, has_duplicate_rows
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -120,30 +127,56 @@ def _dedupe_last(df: pa.Table, keys: list[str]) -> pa.Table:
     return df.take(pc.take(keep, pc.array_sort_indices(keep)))
 
 
-def _write(tx: Transaction, load: TableLoad, schema: pa.Schema, props: dict[str, str]) -> None:
+def _overwrite(tx: Transaction, io: FileIO, delete_filter: BooleanExpression,
+               data: pa.Table | pa.RecordBatchReader, props: dict[str, str]) -> None:
+    """Rows matching ``delete_filter`` out, ``data`` in, as ONE overwrite snapshot.
+
+    pyiceberg's ``delete`` + ``append`` (and ``Table.upsert``) leave two snapshots per load,
+    so time travel and the snapshot log show a table with the old rows gone and the new ones
+    not yet there.  This is the same copy-on-write work: files with matching rows are dropped
+    or rewritten without them, then the new files are added, in one snapshot producer.
+    """
+    metadata = tx.table_metadata
+    schema = metadata.schema()
+    with tx.update_snapshot(snapshot_properties=props).overwrite() as snapshot:
+        counter = itertools.count(0)
+        if metadata.current_snapshot() is not None:
+            drop_all = isinstance(delete_filter, AlwaysTrue)
+            keep = None if drop_all else _expression_to_complementary_pyarrow(
+                bind(schema, delete_filter, case_sensitive=True), schema)
+            for task in tx._scan(row_filter=delete_filter).plan_files():
+                if keep is not None:
+                    rows = ArrowScan(metadata, io, schema, AlwaysTrue()).to_table(tasks=[task])
+                    kept = rows.filter(keep)
+                    if len(kept) == len(rows):
+                        continue
+                    for data_file in _dataframe_to_data_files(
+                            metadata, kept, io, snapshot.commit_uuid, counter):
+                        snapshot.append_data_file(data_file)
+                snapshot.delete_data_file(task.file)
+        for data_file in _dataframe_to_data_files(metadata, data, io, snapshot.commit_uuid,
+                                                  counter):
+            snapshot.append_data_file(data_file)
+
+
+def _write(tx: Transaction, io: FileIO, load: TableLoad, schema: pa.Schema,
+           props: dict[str, str]) -> None:
     if load.write_mode == "append":
         tx.append(_stream(load.files, schema), snapshot_properties=props)
         return
     if load.write_mode == "replace":
-        if tx.table_metadata.current_snapshot() is not None:
-            tx.delete(AlwaysTrue(), snapshot_properties=props)
-        tx.append(_stream(load.files, schema), snapshot_properties=props)
+        _overwrite(tx, io, AlwaysTrue(), _stream(load.files, schema), props)
         return
-    # merge: delete the rows whose key arrives, then append the load, in the same transaction.
-    # upsert keeps one row per key (the last one sent); delete-insert keeps the load as sent.
-    # (pyiceberg's Transaction.upsert cannot compare rows once the schema evolved in the same
-    # transaction, and this is the same copy-on-write work.)
+    # merge: the rows whose key arrives are replaced by the load.  upsert keeps one row per key
+    # (the last one sent); delete-insert keeps the load as sent.  (pyiceberg's
+    # Transaction.upsert also cannot compare rows once the schema evolved in the same
+    # transaction.)
     keys = list(load.primary_key)
     df = _read_all(load.files, schema)
     if load.merge_strategy != "delete-insert":
         df = _dedupe_last(df, keys)
-    if df.num_rows == 0:
-        return
-    if tx.table_metadata.current_snapshot() is not None:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            tx.delete(create_match_filter(df, keys), snapshot_properties=props)
-    tx.append(df, snapshot_properties=props)
+    if df.num_rows:
+        _overwrite(tx, io, create_match_filter(df, keys), df, props)
 
 
 def _commit_once(catalog: Catalog, load: TableLoad, incoming: pa.Schema) -> CommitResult:
@@ -156,7 +189,7 @@ def _commit_once(catalog: Catalog, load: TableLoad, incoming: pa.Schema) -> Comm
         if new_columns:
             with tx.update_schema() as update:
                 update.union_by_name(schema)
-        _write(tx, load, schema, props)
+        _write(tx, table.io, load, schema, props)
         current = tx.table_metadata.current_snapshot()
         if current is None or current.snapshot_id == before_id:
             # nothing changed (e.g. an upsert of identical rows): still commit the new state

@@ -73,6 +73,35 @@ def _rest_api(config: dict[str, Any], source: CompiledSource) -> DltSource:
     return rest_api_source(config)  # type: ignore[arg-type]
 
 
+def _arrow_tuple_loader() -> type[Any]:
+    """dlt's own pyarrow ``TableLoader`` minus SQLAlchemy ``Row`` objects.
+
+    Building a ``Row`` per record costs as much as the fetch itself (1M Postgres rows: 4.7 s
+    through dlt's loader, 2.9 s here, the same as psycopg2 straight into Arrow).  When the
+    dialect has no result processors the DBAPI tuples are what a Row would hold, so they go
+    straight into dlt's ``row_tuples_to_arrow``; otherwise (e.g. SQLite dates) dlt's path runs.
+    """
+    from dlt.sources.sql_database import TableLoader
+    from dlt.sources.sql_database.arrow_helpers import row_tuples_to_arrow
+
+    class ArrowTupleLoader(TableLoader):
+        def _convert_result(self, result: Any, backend_kwargs: dict[str, Any]) -> Any:
+            metadata = getattr(result, "_metadata", None)
+            if (self.backend != "pyarrow" or not hasattr(result, "_fetchmany_impl")
+                    or getattr(metadata, "_effective_processors", True) is not None):
+                yield from super()._convert_result(result, backend_kwargs)
+                return
+            names = list(result.keys())
+            for name in names:
+                self.columns.setdefault(name, {"name": name})
+            columns = {name: self.columns[name] for name in names}
+            tz = backend_kwargs.get("tz", "UTC")
+            while rows := result._fetchmany_impl(self.chunk_size):
+                yield row_tuples_to_arrow(rows, columns=columns, tz=tz)
+
+    return ArrowTupleLoader
+
+
 def _sql_database(config: dict[str, Any], project_root: Path) -> DltSource:
     from dlt.sources.sql_database import sql_database
 
@@ -82,10 +111,11 @@ def _sql_database(config: dict[str, Any], project_root: Path) -> DltSource:
         schema=config.get("schema"),
         table_names=config.get("tables"),
         backend=config.get("backend", "pyarrow"),
-        chunk_size=config.get("chunk_size", 50_000),
+        chunk_size=config.get("chunk_size", 100_000),
         reflection_level=config.get("reflection_level", "full"),
         include_views=config.get("include_views", False),
         defer_table_reflect=True,
+        table_loader_class=_arrow_tuple_loader(),
     )
 
 
