@@ -15,6 +15,7 @@ from floe.runtime.plugins import (
     discover_ingestion_plugins,
     load_ingestion_plugin,
 )
+from tests.otel import last_span
 from tests.runtime.harness import Project
 from tests.runtime.test_write_modes import FILES_PROJECT, drop
 from tests.servers import free_port
@@ -56,6 +57,10 @@ def test_destination_config_keeps_secrets_as_references() -> None:
     assert config["destination"] == "iceberg"
     assert (config["uri"], config["warehouse"]) == (CLOSED.catalog.uri, "wh")
     assert "credential" not in json.dumps(config)  # where data lands, never how to log in
+    span = last_span("floe.ingestion.get_destination_config")
+    assert span.attributes is not None
+    assert dict(span.attributes) == {"ingestion.catalog_type": "rest",
+                                     "ingestion.catalog_name": CLOSED.catalog.name}
 
 
 def test_runs_a_pipeline_through_the_interface(tmp_path: Path) -> None:
@@ -71,4 +76,9 @@ def test_runs_a_pipeline_through_the_interface(tmp_path: Path) -> None:
     result = plugin.run(pipeline)
     plugin.shutdown()
     assert result.success and result.rows_loaded == 2
+    span = last_span("floe.ingestion.create_pipeline")
+    assert span.attributes is not None
+    assert dict(span.attributes) == {"ingestion.source_type": "filesystem",
+                                     "ingestion.destination_table": "bronze.orders",
+                                     "ingestion.write_mode": "append"}
     assert [r["id"] for r in project.read("bronze.orders")] == [1, 2]

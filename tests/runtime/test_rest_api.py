@@ -7,21 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from floe.logs import configure_logging
+from tests.otel import EXPORTER
 from tests.runtime.harness import Project
 
 TOKEN = "tok-SECRET-12345"
-EXPORTER = InMemorySpanExporter()
-_provider = TracerProvider()
-_provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
-trace.set_tracer_provider(_provider)
 
 PROJECT = """\
 apiVersion: floe.dev/v1

@@ -56,8 +56,11 @@ def catalog_properties(
         value = getattr(catalog, key)
         if value:
             props[key] = value
-    if catalog.vended_credentials:
-        props["header.X-Iceberg-Access-Delegation"] = "vended-credentials"
+    if catalog.type == "rest":
+        # pyiceberg asks every REST catalog for vended credentials unless told otherwise; an
+        # empty header asks for no delegation, so the platform.yaml storage keys are used.
+        props["header.X-Iceberg-Access-Delegation"] = (
+            "vended-credentials" if catalog.vended_credentials else "")
     storage = environment.storage
     if storage is not None and storage.type == "s3":
         s3 = {

@@ -94,8 +94,11 @@ class DltIngestionPlugin(IngestionPlugin):
 
     def get_destination_config(self, environment: EnvironmentConfig) -> dict[str, Any]:
         """Where data lands, with secrets left as references (safe to log or show)."""
-        with tracer.start_as_current_span("floe.ingestion.get_destination_config"):
-            catalog = environment.catalog
+        catalog = environment.catalog
+        attributes = {"ingestion.catalog_type": catalog.type,
+                      "ingestion.catalog_name": catalog.name}
+        with tracer.start_as_current_span("floe.ingestion.get_destination_config",
+                                          attributes=attributes):
             config: dict[str, Any] = {"destination": "iceberg", "catalog_type": catalog.type,
                                       "catalog_name": catalog.name, "uri": catalog.uri,
                                       "warehouse": catalog.warehouse}
