@@ -6,7 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import Postgres, RestCatalog, postgres_server, rest_catalog_server
+from tests.servers import (
+    GlueCatalog,
+    Postgres,
+    RestCatalog,
+    glue_catalog_server,
+    postgres_server,
+    rest_catalog_server,
+)
 
 
 @pytest.fixture(scope="session")
@@ -18,4 +25,10 @@ def postgres() -> Iterator[Postgres]:
 @pytest.fixture(scope="session")
 def rest_catalog() -> Iterator[RestCatalog]:
     with rest_catalog_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def glue_catalog() -> Iterator[GlueCatalog]:
+    with glue_catalog_server() as server:
         yield server

@@ -119,6 +119,7 @@ class RestCatalog:
     access_key: str = "floe"
     secret_key: str = "floe-rest-secret"
     warehouse: str = "s3://warehouse/"
+    environment: str = "rest"
 
     @property
     def secrets(self) -> dict[str, str]:
@@ -213,3 +214,68 @@ def _wait_for_table_bucket(catalog: RestCatalog, process: subprocess.Popen[bytes
             if process.poll() is not None or time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
+
+
+@dataclass(frozen=True)
+class GlueCatalog:
+    """moto's server: the AWS Glue and S3 APIs on loopback (no AWS account needed)."""
+
+    endpoint: str
+    access_key: str = "floe-glue"
+    secret_key: str = "floe-glue-secret"
+    warehouse: str = "s3://lake/warehouse"
+    environment: str = "glue"
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        return {"AWS_KEY_ID": self.access_key, "AWS_SECRET": self.secret_key}
+
+    def platform_yaml(self) -> str:
+        return f"""\
+apiVersion: floe.dev/v1
+kind: Platform
+environments:
+  glue:
+    catalog:
+      type: glue
+      uri: {self.endpoint}
+      warehouse: {self.warehouse}
+    storage:
+      type: s3
+      endpoint: {self.endpoint}
+      region: us-east-1
+      access_key_id: "{{{{ secret('AWS_KEY_ID') }}}}"
+      secret_access_key: "{{{{ secret('AWS_SECRET') }}}}"
+      path_style: true
+"""
+
+
+@contextmanager
+def glue_catalog_server() -> Iterator[GlueCatalog]:
+    import sys
+    import urllib.request
+
+    binary = Path(sys.executable).with_name("moto_server")
+    if not binary.exists():
+        raise RuntimeError("moto_server is missing: pip install 'moto[server]'")
+    catalog = GlueCatalog(endpoint=f"http://127.0.0.1:{free_port()}")
+    port = catalog.endpoint.rsplit(":", 1)[1]
+    process = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", port],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{catalog.endpoint}/moto-api/", timeout=2).close()
+                break
+            except OSError as exc:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not start") from exc
+                time.sleep(0.2)
+        request = urllib.request.Request(f"{catalog.endpoint}/lake", method="PUT")
+        urllib.request.urlopen(request, timeout=5).close()  # the S3 bucket of the warehouse
+        yield catalog
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

@@ -15,15 +15,15 @@ from floe.compiler import CompileRequest, compile_project
 from floe.runtime.iceberg.catalog import open_catalog
 from floe.runtime.ingestion.result import IngestionResult
 from floe.runtime.ingestion.runner import run_source
-from tests.servers import RestCatalog
+from tests.servers import GlueCatalog, RestCatalog
 
 
 @dataclass
 class Project:
-    """A test project on the embedded catalog, or on the REST catalog when given its server."""
+    """A test project on the embedded catalog, or on a remote one (REST, Glue) when given."""
 
     root: Path
-    rest: RestCatalog | None = None
+    rest: RestCatalog | GlueCatalog | None = None
 
     def write(self, text: str) -> None:
         text = textwrap.dedent(text)
@@ -38,7 +38,7 @@ class Project:
     def compile(self, environ: dict[str, str] | None = None) -> CompiledArtifacts:
         artifacts = compile_project(CompileRequest(
             floe_file=self.root / "floe.yaml", output_dir=self.root / "target",
-            environment="rest" if self.rest else None, environ=self._environ(environ)))
+            environment=self.rest.environment if self.rest else None, environ=self._environ(environ)))
         write_artifacts(artifacts, self.root / "target" / "compiled_artifacts.json")
         return artifacts
 

@@ -47,12 +47,13 @@ def clear(project: Path) -> None:
         path.unlink()
 
 
-@pytest.fixture(params=["embedded", "rest"])
+@pytest.fixture(params=["embedded", "rest", "glue"])
 def project(request: pytest.FixtureRequest, tmp_path: Path) -> Project:
-    """Every write-mode test runs on the embedded SQL catalog and on the REST catalog + S3."""
+    """Every write-mode test runs on the embedded SQL catalog, on an Iceberg REST catalog + S3
+    (SeaweedFS) and on an AWS Glue catalog + S3 API (moto's server)."""
     if request.param == "embedded":
         return Project(tmp_path)
-    project = Project(tmp_path, rest=request.getfixturevalue("rest_catalog"))
+    project = Project(tmp_path, rest=request.getfixturevalue(f"{request.param}_catalog"))
     project.write(FILES_PROJECT.format(mode="append", extra=""))
     project.drop_all_tables()
     return project

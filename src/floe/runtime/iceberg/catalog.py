@@ -42,7 +42,9 @@ def catalog_properties(
     env = os.environ if environ is None else environ
     catalog = environment.catalog
     props: dict[str, str] = {"type": catalog.type}
-    if catalog.uri:
+    if catalog.uri and catalog.type == "glue":
+        props["glue.endpoint"] = catalog.uri  # an AWS-compatible endpoint instead of AWS's own
+    elif catalog.uri:
         props["uri"] = _sqlite_uri(catalog.uri, project_root) if catalog.type == "sql" else (
             catalog.uri)
     if catalog.warehouse:
@@ -69,6 +71,10 @@ def catalog_properties(
             "s3.secret-access-key": storage.secret_access_key,
         }
         props.update({k: v for k, v in s3.items() if v})
+        if catalog.type == "glue":  # Glue and S3 share the account unless properties say not
+            glue = {"glue.region": storage.region, "glue.access-key-id": storage.access_key_id,
+                    "glue.secret-access-key": storage.secret_access_key}
+            props.update({k: v for k, v in glue.items() if v})
         if storage.path_style:
             props["s3.force-virtual-addressing"] = "false"
     props.update(catalog.properties)
