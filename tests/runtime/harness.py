@@ -38,7 +38,8 @@ class Project:
     def compile(self, environ: dict[str, str] | None = None) -> CompiledArtifacts:
         artifacts = compile_project(CompileRequest(
             floe_file=self.root / "floe.yaml", output_dir=self.root / "target",
-            environment=self.rest.environment if self.rest else None, environ=self._environ(environ)))
+            environment=self.rest.environment if self.rest else None,
+            environ=self._environ(environ)))
         write_artifacts(artifacts, self.root / "target" / "compiled_artifacts.json")
         return artifacts
 
