@@ -107,6 +107,17 @@ def test_merge_upsert_updates_and_inserts(project: Project) -> None:
     assert previous.column("status").to_pylist() == ["new", "new"], "time travel still works"
 
 
+def test_merge_of_the_same_rows_again_keeps_one_copy(project: Project) -> None:
+    """Every row of the existing file matches: the file is dropped, not rewritten empty."""
+    project.write(FILES_PROJECT.format(mode="merge", extra="primary_key: id"))
+    drop(project.root, "a.jsonl", [{"id": 1, "status": "new"}, {"id": 2, "status": "new"}])
+    assert project.run("orders").success
+    result = project.run("orders")
+    assert result.success, result.errors
+    assert [(r["id"], r["status"]) for r in project.read("bronze.orders")] == [
+        (1, "new"), (2, "new")]
+
+
 def test_merge_delete_insert(project: Project) -> None:
     project.write(FILES_PROJECT.format(
         mode="merge", extra="primary_key: [id, line]\n    merge_strategy: delete-insert"))

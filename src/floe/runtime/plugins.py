@@ -51,6 +51,7 @@ class IngestionConfig:
     environment: EnvironmentConfig
     project_root: Path
     full_refresh: bool = False
+    resources: tuple[str, ...] | None = None  # a subset of the source's dlt resources
 
 
 class IngestionPlugin(ABC):

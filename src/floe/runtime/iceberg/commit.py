@@ -62,6 +62,7 @@ class CommitResult:
     records_added: int
     bytes_written: int
     new_columns: tuple[str, ...] = ()
+    total_rows: int | None = None
 
 
 def commit_table_load(catalog: Catalog, load: TableLoad, attempts: int = 5) -> CommitResult:
@@ -150,9 +151,10 @@ def _overwrite(tx: Transaction, io: FileIO, delete_filter: BooleanExpression,
                     kept = rows.filter(keep)
                     if len(kept) == len(rows):
                         continue
-                    for data_file in _dataframe_to_data_files(
-                            metadata, kept, io, snapshot.commit_uuid, counter):
-                        snapshot.append_data_file(data_file)
+                    if len(kept):
+                        for data_file in _dataframe_to_data_files(
+                                metadata, kept, io, snapshot.commit_uuid, counter):
+                            snapshot.append_data_file(data_file)
                 snapshot.delete_data_file(task.file)
         for data_file in _dataframe_to_data_files(metadata, data, io, snapshot.commit_uuid,
                                                   counter):
@@ -203,6 +205,7 @@ def _summarize(table: Table, before_id: int | None, identifier: tuple[str, str],
                new_columns: tuple[str, ...]) -> CommitResult:
     snapshot = table.current_snapshot()
     current_id = snapshot.snapshot_id if snapshot is not None else None
+    total = snapshot.summary["total-records"] if snapshot and snapshot.summary else None
     added = records = size = 0
     while snapshot is not None and snapshot.snapshot_id != before_id:
         added += 1
@@ -212,4 +215,5 @@ def _summarize(table: Table, before_id: int | None, identifier: tuple[str, str],
             size += int(summary["added-files-size"] or 0)
         parent = snapshot.parent_snapshot_id
         snapshot = table.snapshot_by_id(parent) if parent is not None else None
-    return CommitResult(identifier, current_id, added, records, size, new_columns)
+    return CommitResult(identifier, current_id, added, records, size, new_columns,
+                        int(total) if total is not None else None)

@@ -62,6 +62,12 @@ class DltIngestionPlugin(IngestionPlugin):
             self._catalogs[key] = connect_catalog(environment, project_root)
         return self._catalogs[key]
 
+    def catalog(self) -> Catalog:
+        """The configured environment's catalog (what quality checks read)."""
+        if self.environment is None:
+            raise SourceConnectionError("no environment configured")
+        return self._catalog(self.environment, self.project_root)
+
     @property
     def metadata(self) -> PluginMetadata:
         return PluginMetadata(
@@ -129,4 +135,4 @@ class DltIngestionPlugin(IngestionPlugin):
             raise TypeError("run() takes the pipeline returned by create_pipeline()")
         config = pipeline.config
         return run_source(config.source, pipeline.catalog, config.project_root,
-                          full_refresh=config.full_refresh)
+                          full_refresh=config.full_refresh, resources=config.resources)

@@ -12,6 +12,7 @@ class TableResult:
     rows_loaded: int
     bytes_written: int
     snapshot_id: int | None
+    total_rows: int | None = None  # rows in the table after this load
     new_columns: tuple[str, ...] = ()
 
 

@@ -14,7 +14,7 @@ import os
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ log = get_logger("floe.ingestion")
 tracer = trace.get_tracer("floe.ingestion")
 
 
-def _parquet_destination() -> Any:
+def parquet_destination() -> Any:
     """dlt needs a destination to normalize to parquet; floe commits the files itself."""
     return dlt.destination(lambda items, table: None, name="floe_iceberg",
                            loader_file_format="parquet", batch_size=0)()
@@ -117,12 +117,15 @@ class _Extracted:
 
 
 def _extract(source: CompiledSource, catalog: Catalog, project_root: Path, workdir: Path,
-             full_refresh: bool, environ: Mapping[str, str] | None) -> _Extracted:
+             full_refresh: bool, environ: Mapping[str, str] | None,
+             selected: Sequence[str] | None) -> _Extracted:
     dlt_source = build_source(source, project_root, environ)
+    if selected is not None:
+        dlt_source = dlt_source.with_resources(*selected)
     resources = list(dlt_source.resources.keys())
     pipeline = dlt.pipeline(
         pipeline_name=source.pipeline_name, pipelines_dir=str(workdir),
-        destination=_parquet_destination(), dataset_name=source.namespace)
+        destination=parquet_destination(), dataset_name=source.namespace)
     if not full_refresh:
         _inject_states(pipeline, _restore_states(catalog, source, resources))
     pipeline.extract(dlt_source)
@@ -144,8 +147,8 @@ def _log_retry(source: CompiledSource) -> Any:
 
 
 def extract_with_retry(source: CompiledSource, catalog: Catalog, project_root: Path,
-                       workroot: Path, full_refresh: bool,
-                       environ: Mapping[str, str] | None) -> _Extracted:
+                       workroot: Path, full_refresh: bool, environ: Mapping[str, str] | None,
+                       selected: Sequence[str] | None = None) -> _Extracted:
     retry = source.retry
     attempts = Retrying(
         retry=retry_if_exception(_is_transient),
@@ -156,7 +159,8 @@ def extract_with_retry(source: CompiledSource, catalog: Catalog, project_root: P
     for number, attempt in enumerate(attempts):
         with attempt:
             workdir = workroot / f"attempt-{number}"
-            return _extract(source, catalog, project_root, workdir, full_refresh, environ)
+            return _extract(source, catalog, project_root, workdir, full_refresh, environ,
+                            selected)
     raise AssertionError("unreachable: tenacity reraises")
 
 
@@ -208,9 +212,10 @@ def _as_ingestion_error(source: CompiledSource, error: BaseException) -> Ingesti
 
 
 def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
-               full_refresh: bool = False, environ: Mapping[str, str] | None = None
-               ) -> IngestionResult:
-    """Load one source; never raises for a failed load, the result says what went wrong."""
+               full_refresh: bool = False, environ: Mapping[str, str] | None = None,
+               resources: Sequence[str] | None = None) -> IngestionResult:
+    """Load one source (or only its ``resources``); never raises for a failed load, the
+    result says what went wrong."""
     started = time.perf_counter()
     bound = log.bind(pipeline_id=source.pipeline_name, source_type=source.source_type,
                      destination_table=source.destination_table)
@@ -222,7 +227,7 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
         try:
             with tempfile.TemporaryDirectory(prefix="floe-dlt-") as workroot:
                 extracted = extract_with_retry(source, catalog, project_root, Path(workroot),
-                                               full_refresh, environ)
+                                               full_refresh, environ, resources)
                 committed = _commit_all(source, catalog, extracted, full_refresh)
                 row_counts = extracted.info.row_counts
         except Exception as exc:  # every failure becomes a result, with its category
@@ -241,7 +246,7 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
             TableResult(table=f"{source.namespace}.{table}", resource=resource,
                         rows_loaded=int(row_counts.get(table, 0)),
                         bytes_written=result.bytes_written, snapshot_id=result.snapshot_id,
-                        new_columns=result.new_columns)
+                        total_rows=result.total_rows, new_columns=result.new_columns)
             for table, resource, result in committed)
         rows = sum(t.rows_loaded for t in tables)
         size = sum(t.bytes_written for t in tables)

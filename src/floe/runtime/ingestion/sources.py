@@ -139,17 +139,32 @@ def read_arrow(items: Any, file_format: str = "csv", delimiter: str = ",",
                 yield from (batch for batch in pq.ParquetFile(handle).iter_batches(65_536))
 
 
-def _filesystem(config: dict[str, Any], source: CompiledSource, project_root: Path
-                ) -> DltSource:
+def _files(config: dict[str, Any], project_root: Path) -> Any:
+    """dlt's ``filesystem`` resource: lists the matching files (lazily) with their mtimes."""
     from dlt.sources.filesystem import filesystem
 
-    glob = str(config.get("file_glob", "*"))
-    fmt = str(config.get("format") or glob.rsplit(".", 1)[-1])
     bucket_url = _local(str(config["bucket_url"]), project_root)
     if "://" not in bucket_url:
         bucket_url = Path(bucket_url).as_uri()
     extra = {"credentials": config["credentials"]} if config.get("credentials") else {}
-    files = filesystem(bucket_url=bucket_url, file_glob=glob, **extra)
+    return filesystem(bucket_url=bucket_url, file_glob=str(config.get("file_glob", "*")),
+                      **extra)
+
+
+def list_files(source: CompiledSource, project_root: Path,
+               environ: Mapping[str, str] | None = None) -> list[tuple[str, float]]:
+    """(file URL, modification time as a UNIX timestamp) of the files a filesystem source
+    would read now: what a new-files sensor compares against its cursor."""
+    files = _files(resolved_config(source, environ), project_root)
+    return [(str(item["file_url"]), item["modification_date"].timestamp())
+            for page in files for item in (page if isinstance(page, list) else [page])]
+
+
+def _filesystem(config: dict[str, Any], source: CompiledSource, project_root: Path
+                ) -> DltSource:
+    glob = str(config.get("file_glob", "*"))
+    fmt = str(config.get("format") or glob.rsplit(".", 1)[-1])
+    files = _files(config, project_root)
     reader = read_arrow(file_format=fmt, delimiter=str(config.get("delimiter", ",")),
                         encoding=str(config.get("encoding", "utf8")))
     resource = (files | reader).with_name(source.resources[0])
@@ -162,9 +177,14 @@ def _filesystem(config: dict[str, Any], source: CompiledSource, project_root: Pa
 
 
 def build_source(source: CompiledSource, project_root: Path,
-                 environ: Mapping[str, str] | None = None) -> DltSource:
-    """The dlt source for ``source``, with hints for primary key and incremental cursor."""
-    config = resolved_config(source, environ)
+                 environ: Mapping[str, str] | None = None, *,
+                 resolve_secrets: bool = True) -> DltSource:
+    """The dlt source for ``source``, with hints for primary key and incremental cursor.
+
+    ``resolve_secrets=False`` keeps ``${secret:NAME}`` references in place: enough to list
+    the resources (for Dagster asset specs) without needing the credentials at load time.
+    """
+    config = resolved_config(source, environ) if resolve_secrets else dict(source.source_config)
     try:
         if source.source_type == "rest_api":
             dlt_source = _rest_api(config, source)

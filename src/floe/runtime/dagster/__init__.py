@@ -1,0 +1,59 @@
+"""A Dagster code location built from the compiled artifact (never from floe.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from floe.runtime.dagster.assets import asset_key, ingestion_assets, quality_checks
+from floe.runtime.dagster.automation import ingestion_job, ingestion_schedule, new_files_sensor
+from floe.runtime.dagster.notifications import notification_sensors
+from floe.runtime.ingestion.plugin import DltIngestionPlugin
+from floe.runtime.project import RuntimeProject, load_project
+
+__all__ = ["asset_key", "build_definitions", "definitions_for"]
+
+
+def definitions_for(project: RuntimeProject) -> dg.Definitions:
+    """Assets, checks, jobs, schedules and sensors for every compiled source.
+
+    Nothing connects here: sources are lazy and the catalog opens on the first run, so the
+    code location loads even while the catalog or a source is down.  A project without
+    sources gives an empty (but valid) code location.
+    """
+    artifacts, root = project.artifacts, project.root
+    plugin = DltIngestionPlugin(artifacts.environment, root)
+    assets: list[dg.AssetsDefinition] = []
+    checks: list[dg.AssetChecksDefinition] = []
+    jobs: list[dg.UnresolvedAssetJobDefinition] = []
+    schedules: list[dg.ScheduleDefinition] = []
+    sensors: list[dg.SensorDefinition] = list(notification_sensors(artifacts))
+    for source in artifacts.sources:
+        definition = ingestion_assets(artifacts, source, plugin, root)
+        assets.append(definition)
+        keys = list(definition.keys)
+        for name in _resources(definition):
+            check = quality_checks(artifacts, source, name, plugin, root)
+            if check is not None:
+                checks.append(check)
+        job = ingestion_job(source, keys)
+        jobs.append(job)
+        schedule = ingestion_schedule(source, job)
+        if schedule is not None:
+            schedules.append(schedule)
+        sensor = new_files_sensor(source, job, root)
+        if sensor is not None:
+            sensors.append(sensor)
+    return dg.Definitions(assets=assets, asset_checks=checks, jobs=jobs, schedules=schedules,
+                          sensors=sensors)
+
+
+def _resources(definition: dg.AssetsDefinition) -> list[str]:
+    return [str(spec.metadata["floe/resource"]) for spec in definition.specs]
+
+
+def build_definitions(artifacts_path: Path | None = None) -> dg.Definitions:
+    """The code location for ``artifacts_path`` (default: ``$FLOE_ARTIFACTS`` or
+    ``target/compiled_artifacts.json``); a missing or incompatible artifact fails loudly."""
+    return definitions_for(load_project(artifacts_path))

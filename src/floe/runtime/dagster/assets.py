@@ -1,0 +1,146 @@
+"""One Dagster asset per dlt resource, materialized by floe's ingestion runtime.
+
+``@dlt_assets`` builds the asset specs from the dlt source (via ``FloeTranslator``); the body
+does not call ``dlt.run`` but the same plugin ``floe run`` uses, so a Dagster run gets the same
+atomic Iceberg commits and the same cursor handling.
+"""
+
+
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster import AssetCheckExecutionContext, AssetExecutionContext
+import dlt
+from dagster_dlt import DagsterDltTranslator, dlt_assets
+from dagster_dlt.translator import DltResourceTranslatorData
+
+from floe.artifacts import CompiledArtifacts, CompiledSource
+from floe.runtime.dagster.lineage import lineage_run
+from floe.runtime.ingestion.errors import ErrorCategory
+from floe.runtime.ingestion.plugin import DltIngestionPlugin
+from floe.runtime.ingestion.result import IngestionResult, TableResult
+from floe.runtime.ingestion.runner import parquet_destination
+from floe.runtime.ingestion.sources import build_source
+from floe.runtime.plugins import IngestionConfig
+from floe.runtime.quality import check_name, describe, evaluate
+
+_NOT_A_NAME = re.compile(r"[^A-Za-z0-9_]")
+# dlt needs a working folder per pipeline even to describe one; nothing is written until a run
+_PIPELINES_DIR = Path(tempfile.gettempdir()) / "floe-dagster-pipelines"
+
+
+def asset_key(source: CompiledSource, resource: str) -> dg.AssetKey:
+    """``ingestion__{source}__{resource}``: stable names other assets and alerts can refer to."""
+    return dg.AssetKey(_NOT_A_NAME.sub("_", f"ingestion__{source.name}__{resource}"))
+
+
+def _owners(owner: str | None) -> list[str]:
+    if not owner:
+        return []
+    return [owner] if "@" in owner else [f"team:{_NOT_A_NAME.sub('_', owner)}"]
+
+
+@dataclass
+class FloeTranslator(DagsterDltTranslator):
+    """Asset specs from the artifact: floe's keys, the product as group, no placeholder deps."""
+
+    artifacts: CompiledArtifacts | None = None
+    source: CompiledSource | None = None
+
+    def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
+        assert self.artifacts is not None and self.source is not None
+        source, resource = self.source, data.resource.name
+        table = f"{source.namespace}.{source.table_for(resource)}"
+        description = source.description or f"{source.source_type} source {source.name}"
+        return dg.AssetSpec(
+            key=asset_key(source, resource),
+            group_name=_NOT_A_NAME.sub("_", self.artifacts.product.name),
+            description=f"{description}: dlt resource {resource} -> Iceberg table {table} "
+                        f"({source.write_mode})",
+            kinds={"dlt", "iceberg"},
+            owners=_owners(self.artifacts.product.owner),
+            tags={"floe/source_type": source.source_type, "floe/write_mode": source.write_mode},
+            metadata={"floe/destination_table": table, "floe/source": source.name,
+                      "floe/resource": resource},
+            deps=[],
+        )
+
+
+def _materializations(source: CompiledSource, keys: dict[dg.AssetKey, str],
+                      result: IngestionResult) -> Iterator[dg.MaterializeResult[Any]]:
+    tables: dict[str | None, TableResult] = {t.resource: t for t in result.tables}
+    for key, resource in keys.items():
+        table = tables.get(resource)
+        metadata: dict[str, Any] = {
+            "rows_loaded": table.rows_loaded if table else 0,
+            "bytes_written": table.bytes_written if table else 0,
+            "duration_seconds": round(result.duration_seconds, 3),
+            "source_type": source.source_type,
+            "destination_table": f"{source.namespace}.{source.table_for(resource)}",
+        }
+        if table is not None and table.snapshot_id is not None:
+            metadata["snapshot_id"] = str(table.snapshot_id)
+        if table is not None and table.total_rows is not None:
+            metadata["dagster/row_count"] = table.total_rows
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+
+
+def ingestion_assets(artifacts: CompiledArtifacts, source: CompiledSource,
+                     plugin: DltIngestionPlugin, project_root: Path) -> dg.AssetsDefinition:
+    dlt_source = build_source(source, project_root, resolve_secrets=False)
+    pipeline = dlt.pipeline(pipeline_name=source.pipeline_name, dataset_name=source.namespace,
+                            destination=parquet_destination(),
+                            pipelines_dir=str(_PIPELINES_DIR))
+    resources = {asset_key(source, name): name for name in dlt_source.resources}
+
+    @dlt_assets(dlt_source=dlt_source, dlt_pipeline=pipeline,
+                name=_NOT_A_NAME.sub("_", f"ingestion__{source.name}"),
+                dagster_dlt_translator=FloeTranslator(artifacts=artifacts, source=source))
+    def _ingest(context: AssetExecutionContext) -> Iterator[dg.MaterializeResult[Any]]:
+        selected = {k: r for k, r in resources.items() if k in context.selected_asset_keys}
+        subset = tuple(selected.values()) if len(selected) < len(resources) else None
+        config = IngestionConfig(source, artifacts.environment, project_root, resources=subset)
+        with lineage_run(artifacts, source, list(selected.values())) as lineage:
+            result = plugin.run(plugin.create_pipeline(config))
+            lineage.finish(result.success, "; ".join(result.errors))
+        if not result.success:
+            transient = result.error_category == ErrorCategory.TRANSIENT.value
+            raise dg.Failure(description="; ".join(result.errors), allow_retries=transient,
+                             metadata={"error_category": result.error_category or "unknown"})
+        yield from _materializations(source, selected, result)
+
+    return _ingest
+
+
+def quality_checks(artifacts: CompiledArtifacts, source: CompiledSource, resource: str,
+                   plugin: DltIngestionPlugin, project_root: Path
+                   ) -> dg.AssetChecksDefinition | None:
+    """The source's ``checks:`` on one resource's table, read after each materialization."""
+    if not source.checks:
+        return None
+    key = asset_key(source, resource)
+    specs = [dg.AssetCheckSpec(check_name(c), asset=key, description=describe(c))
+             for c in source.checks]
+    identifier = (source.namespace, source.table_for(resource))
+
+    @dg.multi_asset_check(specs=specs, name=f"checks__{key.path[-1]}", can_subset=True)
+    def _checks(context: AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+        table = plugin.catalog().load_table(identifier)
+        wanted = {k.name for k in context.selected_asset_check_keys}
+        for check in source.checks:
+            if check_name(check) not in wanted:
+                continue
+            outcome = evaluate(table, check)
+            yield dg.AssetCheckResult(
+                asset_key=key, check_name=outcome.name, passed=outcome.passed,
+                severity=dg.AssetCheckSeverity.WARN if outcome.severity == "warn"
+                else dg.AssetCheckSeverity.ERROR,
+                description=outcome.message,
+                metadata={"message": outcome.message, **outcome.metadata})
+
+    return _checks

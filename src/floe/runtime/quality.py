@@ -1,0 +1,173 @@
+"""Evaluate a source's ``checks:`` against its Iceberg table, after a load.
+
+Each check reads only the columns it needs and streams record batches, so a check on a large
+table costs one column in memory at most (``unique`` needs the key columns; the others keep a
+few counters).  Results say what failed in words a data engineer can act on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.table import Table
+
+from floe.artifacts import (
+    AcceptedValuesCheck,
+    CheckConfig,
+    FreshnessCheck,
+    NotNullCheck,
+    RowCountCheck,
+    UniqueCheck,
+)
+
+SAMPLES = 5  # offending values quoted in a message
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    name: str
+    passed: bool
+    severity: str  # warn | error
+    message: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def check_name(check: CheckConfig) -> str:
+    """A stable, readable name: the Dagster check name and the key in results."""
+    if isinstance(check, NotNullCheck | UniqueCheck):
+        return f"{check.type}__{'__'.join(check.columns)}"
+    if isinstance(check, AcceptedValuesCheck | FreshnessCheck):
+        return f"{check.type}__{check.column}"
+    return check.type
+
+
+def describe(check: CheckConfig) -> str:
+    if isinstance(check, RowCountCheck):
+        bounds = [f">= {check.min}" if check.min is not None else "",
+                  f"<= {check.max}" if check.max is not None else ""]
+        return "row count " + " and ".join(b for b in bounds if b)
+    if isinstance(check, NotNullCheck):
+        return f"no nulls in {', '.join(check.columns)}"
+    if isinstance(check, UniqueCheck):
+        return f"{', '.join(check.columns)} unique"
+    if isinstance(check, AcceptedValuesCheck):
+        return f"{check.column} in {list(check.values)}"
+    return f"newest {check.column} at most {_age(check.max_age_seconds)} old"
+
+
+def _batches(table: Table, columns: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
+    yield from table.scan(selected_fields=columns).to_arrow_batch_reader()
+
+
+def _samples(values: list[Any]) -> str:
+    shown = ", ".join(str(v) for v in values[:SAMPLES])
+    return shown + (", ..." if len(values) > SAMPLES else "")
+
+
+def _age(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 60}m {seconds % 60}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _row_count(table: Table, check: RowCountCheck) -> tuple[bool, str, dict[str, Any]]:
+    rows = table.scan().count()
+    too_few = check.min is not None and rows < check.min
+    too_many = check.max is not None and rows > check.max
+    bound = f"min {check.min}" if too_few else f"max {check.max}"
+    message = (f"{rows} rows, outside {bound}" if too_few or too_many else f"{rows} rows")
+    return not (too_few or too_many), message, {"row_count": rows}
+
+
+def _not_null(table: Table, check: NotNullCheck) -> tuple[bool, str, dict[str, Any]]:
+    nulls = dict.fromkeys(check.columns, 0)
+    for batch in _batches(table, check.columns):
+        for column in check.columns:
+            nulls[column] += batch.column(column).null_count
+    failing = {c: n for c, n in nulls.items() if n}
+    message = "; ".join(f"{n} null values in {c}" for c, n in failing.items())
+    return not failing, message or "no nulls", {"null_counts": nulls}
+
+
+def _unique(table: Table, check: UniqueCheck) -> tuple[bool, str, dict[str, Any]]:
+    keys = list(check.columns)
+    data = table.scan(selected_fields=check.columns).to_arrow()
+    counts = data.group_by(keys, use_threads=False).aggregate([([], "count_all")])
+    duplicated = counts.filter(pc.greater(counts["count_all"], 1))
+    if duplicated.num_rows == 0:
+        return True, f"{data.num_rows} unique values", {"duplicates": 0}
+    rows = duplicated.select(keys).sort_by([(k, "ascending") for k in keys]).to_pylist()
+    values = [r[keys[0]] if len(keys) == 1 else tuple(r.values()) for r in rows]
+    label = keys[0] if len(keys) == 1 else f"({', '.join(keys)})"
+    return (False, f"{len(values)} duplicate {label} values: {_samples(values)}",
+            {"duplicates": len(values)})
+
+
+def _accepted_values(table: Table, check: AcceptedValuesCheck
+                     ) -> tuple[bool, str, dict[str, Any]]:
+    bad = 0
+    seen: list[Any] = []
+    for batch in _batches(table, (check.column,)):
+        column = batch.column(check.column)
+        allowed = pa.array(list(check.values)).cast(column.type)
+        outside = pc.filter(column, pc.invert(pc.is_in(column, value_set=allowed)))
+        outside = outside.drop_null()
+        bad += len(outside)
+        for value in pc.unique(outside).to_pylist():
+            if value not in seen and len(seen) <= SAMPLES:
+                seen.append(value)
+    if not bad:
+        return True, f"all {check.column} values accepted", {"unexpected_rows": 0}
+    return (False, f"{bad} rows with {check.column} outside {list(check.values)}: "
+            f"{_samples(seen)}", {"unexpected_rows": bad})
+
+
+def _newest(table: Table, column: str) -> dt.datetime | None:
+    newest: dt.datetime | None = None
+    for batch in _batches(table, (column,)):
+        values = batch.column(column)
+        if not pa.types.is_timestamp(values.type):
+            values = pc.cast(values, pa.timestamp("us", tz="UTC"))
+        value = pc.max(values).as_py()
+        if value is not None:
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=dt.UTC)
+            newest = value if newest is None else max(newest, value)
+    return newest
+
+
+def _freshness(table: Table, check: FreshnessCheck) -> tuple[bool, str, dict[str, Any]]:
+    newest = _newest(table, check.column)
+    limit = _age(check.max_age_seconds)
+    if newest is None:
+        return False, f"no {check.column} values: the table is empty", {}
+    age = (dt.datetime.now(dt.UTC) - newest).total_seconds()
+    metadata = {"newest": newest.isoformat(), "age_seconds": round(age)}
+    if age > check.max_age_seconds:
+        return (False, f"newest {check.column} is {newest.isoformat()}, {_age(age)} old "
+                f"(max age {limit})", metadata)
+    return True, f"newest {check.column} is {_age(age)} old (max age {limit})", metadata
+
+
+def evaluate(table: Table, check: CheckConfig) -> CheckOutcome:
+    """Run one check; a column that does not exist fails the check instead of raising."""
+    try:
+        if isinstance(check, RowCountCheck):
+            passed, message, metadata = _row_count(table, check)
+        elif isinstance(check, NotNullCheck):
+            passed, message, metadata = _not_null(table, check)
+        elif isinstance(check, UniqueCheck):
+            passed, message, metadata = _unique(table, check)
+        elif isinstance(check, AcceptedValuesCheck):
+            passed, message, metadata = _accepted_values(table, check)
+        else:
+            passed, message, metadata = _freshness(table, check)
+    except (ValueError, KeyError, pa.ArrowInvalid) as exc:
+        passed, message, metadata = False, f"could not evaluate: {exc}", {}
+    return CheckOutcome(check_name(check), passed, check.severity, message, metadata)
