@@ -199,6 +199,39 @@ def show(
     print_table_details(out, artifacts, table, limit)
 
 
+@app.command()
+def dev(
+    file: FileOption = Path("floe.yaml"),
+    output: OutputOption = DEFAULT_ARTIFACTS_PATH.parent,
+    env: EnvOption = None,
+    vars: VarsOption = None,
+    host: Annotated[str, typer.Option("--host", help="Address the UI listens on.")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="Port of the UI.")] = 3000,
+) -> None:
+    """Compile, then open the Dagster UI (assets, schedules, checks) on this project."""
+    import subprocess
+
+    artifacts = _compile(file, output, env, vars)
+    target = (output / DEFAULT_ARTIFACTS_PATH.name).resolve()
+    write_artifacts(artifacts, target)
+    environ = {**os.environ, "FLOE_ARTIFACTS": str(target)}
+    if "DAGSTER_HOME" not in environ:  # keep run history with the project, not in /tmp
+        home = Path(".floe/dagster").resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        environ["DAGSTER_HOME"] = str(home)
+    environ.setdefault("DAGSTER_WEBSERVER_URL", f"http://{host}:{port}")
+    out.print(f"Dagster UI for {artifacts.product.name}: http://{host}:{port}  (Ctrl+C stops)")
+    command = [sys.executable, "-m", "dagster", "dev", "-m", "floe.runtime.dagster.definitions",
+               "-h", host, "-p", str(port)]
+    try:
+        code = subprocess.run(command, env=environ, check=False).returncode
+    except KeyboardInterrupt:
+        code = 0
+    if code:
+        raise typer.Exit(1)
+
+
 def _version_callback(value: bool) -> None:
     if value:
         out.print(f"floe {__version__}")

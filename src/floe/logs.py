@@ -66,4 +66,8 @@ def configure_logging(level: str | None = None) -> None:
 
 
 def get_logger(name: str) -> Any:
+    """A structlog logger; configures floe's logging (with secret masking) on first use, so
+    library use (Dagster, tests) never logs through an unmasked default configuration."""
+    if not structlog.is_configured():
+        configure_logging()
     return structlog.get_logger(name)

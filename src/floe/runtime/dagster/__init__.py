@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
 
+from floe.logs import configure_logging
 from floe.runtime.dagster.assets import asset_key, ingestion_assets, quality_checks
 from floe.runtime.dagster.automation import ingestion_job, ingestion_schedule, new_files_sensor
 from floe.runtime.dagster.notifications import notification_sensors
@@ -22,6 +24,8 @@ def definitions_for(project: RuntimeProject) -> dg.Definitions:
     code location loads even while the catalog or a source is down.  A project without
     sources gives an empty (but valid) code location.
     """
+    # run workers log to stderr, which Dagster keeps as compute logs: info is useful there
+    configure_logging(os.environ.get("FLOE_LOG_LEVEL") or "info")
     artifacts, root = project.artifacts, project.root
     plugin = DltIngestionPlugin(artifacts.environment, root)
     assets: list[dg.AssetsDefinition] = []

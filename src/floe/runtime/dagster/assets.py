@@ -3,8 +3,10 @@
 ``@dlt_assets`` builds the asset specs from the dlt source (via ``FloeTranslator``); the body
 does not call ``dlt.run`` but the same plugin ``floe run`` uses, so a Dagster run gets the same
 atomic Iceberg commits and the same cursor handling.
-"""
 
+No ``from __future__ import annotations`` here: Dagster inspects the ``context`` annotation of
+the decorated functions when they are defined.
+"""
 
 import re
 import tempfile
@@ -13,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
-from dagster import AssetCheckExecutionContext, AssetExecutionContext
 import dlt
 from dagster_dlt import DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
+from dlt.extract.source import DltSource
+from pyiceberg.exceptions import NoSuchTableError
 
+import dagster as dg
+from dagster import AssetCheckExecutionContext, AssetExecutionContext
 from floe.artifacts import CompiledArtifacts, CompiledSource
 from floe.runtime.dagster.lineage import lineage_run
 from floe.runtime.ingestion.errors import ErrorCategory
@@ -71,11 +75,27 @@ class FloeTranslator(DagsterDltTranslator):
         )
 
 
+def _unchanged(source: CompiledSource, resource: str, plugin: DltIngestionPlugin
+               ) -> TableResult | None:
+    """Nothing new arrived for ``resource``: report the table as it stands, if it exists."""
+    try:
+        table = plugin.catalog().load_table((source.namespace, source.table_for(resource)))
+    except NoSuchTableError:
+        return None
+    snapshot = table.current_snapshot()
+    total = snapshot.summary["total-records"] if snapshot and snapshot.summary else None
+    return TableResult(table=f"{source.namespace}.{source.table_for(resource)}",
+                       resource=resource, rows_loaded=0,
+                       bytes_written=0, snapshot_id=snapshot.snapshot_id if snapshot else None,
+                       total_rows=int(total) if total is not None else None)
+
+
 def _materializations(source: CompiledSource, keys: dict[dg.AssetKey, str],
-                      result: IngestionResult) -> Iterator[dg.MaterializeResult[Any]]:
+                      result: IngestionResult, plugin: DltIngestionPlugin
+                      ) -> Iterator[dg.MaterializeResult[Any]]:
     tables: dict[str | None, TableResult] = {t.resource: t for t in result.tables}
     for key, resource in keys.items():
-        table = tables.get(resource)
+        table = tables.get(resource) or _unchanged(source, resource, plugin)
         metadata: dict[str, Any] = {
             "rows_loaded": table.rows_loaded if table else 0,
             "bytes_written": table.bytes_written if table else 0,
@@ -90,9 +110,27 @@ def _materializations(source: CompiledSource, keys: dict[dg.AssetKey, str],
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
+def described_source(source: CompiledSource, project_root: Path) -> DltSource:
+    """A dlt source with the compiled resource names and no data.
+
+    Asset specs only need names, and the artifact already has them; building the real source
+    would parse credentials (which need secrets that a code location may not have at load
+    time) and cost more per source.  A ``sql_database`` source that lists no tables is the
+    exception: its tables are only known by reflecting the database.
+    """
+    if not source.resources:
+        return build_source(source, project_root)
+
+    @dlt.source(name=source.name)
+    def compiled() -> Any:
+        return [dlt.resource([], name=name) for name in source.resources]
+
+    return compiled()
+
+
 def ingestion_assets(artifacts: CompiledArtifacts, source: CompiledSource,
                      plugin: DltIngestionPlugin, project_root: Path) -> dg.AssetsDefinition:
-    dlt_source = build_source(source, project_root, resolve_secrets=False)
+    dlt_source = described_source(source, project_root)
     pipeline = dlt.pipeline(pipeline_name=source.pipeline_name, dataset_name=source.namespace,
                             destination=parquet_destination(),
                             pipelines_dir=str(_PIPELINES_DIR))
@@ -112,7 +150,7 @@ def ingestion_assets(artifacts: CompiledArtifacts, source: CompiledSource,
             transient = result.error_category == ErrorCategory.TRANSIENT.value
             raise dg.Failure(description="; ".join(result.errors), allow_retries=transient,
                              metadata={"error_category": result.error_category or "unknown"})
-        yield from _materializations(source, selected, result)
+        yield from _materializations(source, selected, result, plugin)
 
     return _ingest
 

@@ -46,9 +46,15 @@ def deliver(webhook: str, payload: dict[str, Any], attempts: int = 3) -> bool:
         return False
 
 
-def _assets(run: dg.DagsterRun) -> str:
-    keys = run.asset_selection or set()
-    return ", ".join(sorted(k.to_user_string() for k in keys)) or run.job_name
+def _assets(context: dg.RunStatusSensorContext) -> str:
+    """The assets the run set out to materialize (whatever job or selection started it)."""
+    run = context.dagster_run
+    records = context.instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+    keys = {record.event_log_entry.dagster_event.asset_key for record in records
+            if record.event_log_entry.dagster_event is not None}
+    names = sorted(k.to_user_string() for k in keys if k is not None)
+    return ", ".join(names) or run.job_name
 
 
 def _failed_checks(context: dg.RunStatusSensorContext) -> list[str]:
@@ -67,7 +73,7 @@ def _send(artifacts: CompiledArtifacts, notification: NotificationConfig, status
           context: dg.RunStatusSensorContext, error: str) -> None:
     run = context.dagster_run
     ui = os.environ.get(UI_URL_ENV, "http://localhost:3000").rstrip("/")
-    values = {"product": artifacts.product.name, "asset": _assets(run), "status": status,
+    values = {"product": artifacts.product.name, "asset": _assets(context), "status": status,
               "error": mask(error), "run_id": run.run_id, "dagster_url": f"{ui}/runs/{run.run_id}"}
     message = render(notification.template, **values)
     deliver(notification.webhook, {"text": message, **values})

@@ -124,19 +124,24 @@ def read_arrow(items: Any, file_format: str = "csv", delimiter: str = ",",
                encoding: str = "utf8") -> Any:
     """Read listed files straight into Arrow: dlt's own readers go through pandas or dicts,
     which costs several times more in extract + normalize."""
+    import pyarrow as pa
     import pyarrow.csv as pa_csv
     import pyarrow.json as pa_json
     import pyarrow.parquet as pq
 
     for item in items:
-        with item.open() as handle:
-            if file_format == "csv":
-                yield pa_csv.read_csv(handle, read_options=pa_csv.ReadOptions(encoding=encoding),
-                                      parse_options=pa_csv.ParseOptions(delimiter=delimiter))
-            elif file_format == "jsonl":
-                yield pa_json.read_json(handle)
-            else:
-                yield from (batch for batch in pq.ParquetFile(handle).iter_batches(65_536))
+        try:
+            with item.open() as handle:
+                if file_format == "csv":
+                    yield pa_csv.read_csv(
+                        handle, read_options=pa_csv.ReadOptions(encoding=encoding),
+                        parse_options=pa_csv.ParseOptions(delimiter=delimiter))
+                elif file_format == "jsonl":
+                    yield pa_json.read_json(handle)
+                else:
+                    yield from pq.ParquetFile(handle).iter_batches(65_536)
+        except pa.ArrowInvalid as exc:  # name the file: "row 0" alone does not say where
+            raise ValueError(f"cannot read {item['file_name']} as {file_format}: {exc}") from exc
 
 
 def _files(config: dict[str, Any], project_root: Path) -> Any:
@@ -177,14 +182,9 @@ def _filesystem(config: dict[str, Any], source: CompiledSource, project_root: Pa
 
 
 def build_source(source: CompiledSource, project_root: Path,
-                 environ: Mapping[str, str] | None = None, *,
-                 resolve_secrets: bool = True) -> DltSource:
-    """The dlt source for ``source``, with hints for primary key and incremental cursor.
-
-    ``resolve_secrets=False`` keeps ``${secret:NAME}`` references in place: enough to list
-    the resources (for Dagster asset specs) without needing the credentials at load time.
-    """
-    config = resolved_config(source, environ) if resolve_secrets else dict(source.source_config)
+                 environ: Mapping[str, str] | None = None) -> DltSource:
+    """The dlt source for ``source``, with hints for primary key and incremental cursor."""
+    config = resolved_config(source, environ)
     try:
         if source.source_type == "rest_api":
             dlt_source = _rest_api(config, source)
