@@ -260,8 +260,9 @@ def glue_catalog_server() -> Iterator[GlueCatalog]:
         raise RuntimeError("moto_server is missing: pip install 'moto[server]'")
     catalog = GlueCatalog(endpoint=f"http://127.0.0.1:{free_port()}")
     port = catalog.endpoint.rsplit(":", 1)[1]
+    # it logs every request: to DEVNULL, since an unread pipe fills up and blocks the server
     process = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", port],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:
         deadline = time.monotonic() + 30
@@ -277,5 +278,5 @@ def glue_catalog_server() -> Iterator[GlueCatalog]:
         urllib.request.urlopen(request, timeout=5).close()  # the S3 bucket of the warehouse
         yield catalog
     finally:
-        process.terminate()
+        process.kill()  # keeps no state worth a clean shutdown; SIGTERM can hang in werkzeug
         process.wait(timeout=15)
