@@ -59,16 +59,22 @@ def project(request: pytest.FixtureRequest, tmp_path: Path) -> Project:
     return project
 
 
-def test_append_accumulates(project: Project) -> None:
+def test_append_reads_each_landed_file_once(project: Project) -> None:
     project.write(FILES_PROJECT.format(mode="append", extra=""))
     drop(project.root, "a.jsonl", [{"id": 1, "amount": 1.5}, {"id": 2, "amount": 2.5}])
     first = project.run("orders")
     assert first.success, first.errors
     assert first.rows_loaded == 2
     assert first.bytes_written > 0
-    second = project.run("orders")
-    assert second.rows_loaded == 2
-    assert [r["id"] for r in project.read("bronze.orders")] == [1, 1, 2, 2]
+    again = project.run("orders")
+    assert again.success and again.rows_loaded == 0, "a.jsonl was already loaded"
+    drop(project.root, "b.jsonl", [{"id": 3, "amount": 3.5}])
+    third = project.run("orders")
+    assert third.rows_loaded == 1
+    assert [r["id"] for r in project.read("bronze.orders")] == [1, 2, 3]
+    refreshed = project.run("orders", full_refresh=True)
+    assert refreshed.rows_loaded == 3, "--full-refresh reads every file again"
+    assert [r["id"] for r in project.read("bronze.orders")] == [1, 2, 3]
 
 
 def test_replace_is_one_commit_with_only_the_new_rows(project: Project) -> None:

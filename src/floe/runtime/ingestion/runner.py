@@ -83,15 +83,26 @@ def _inject_states(pipeline: Pipeline, restored: dict[str, dict[str, Any]]) -> N
     with pipeline.managed_state() as state:
         sources = state.setdefault("sources", {})
         for resource, record in restored.items():
-            section = sources.setdefault(record["section"], {})
-            section.setdefault("resources", {})[resource] = record["state"]
+            section = sources.setdefault(record["section"], {}).setdefault("resources", {})
+            if "resources" in record:
+                section.update(record["resources"])
+            else:
+                section[resource] = record["state"]
 
 
-def _resource_state(pipeline: Pipeline, resource: str) -> dict[str, Any] | None:
+def _resource_state(pipeline: Pipeline, resource: str, only_resource: bool
+                    ) -> dict[str, Any] | None:
+    """The state to commit with ``resource``'s table.
+
+    A source with one resource commits its whole section: dlt keeps some cursors under
+    derived names (the filesystem file cursor lives under ``filesystem_<resource>``).
+    """
     for section, section_state in pipeline.state.get("sources", {}).items():
-        resource_state = section_state.get("resources", {}).get(resource)
-        if resource_state is not None:
-            return {"section": section, "state": resource_state}
+        resources = section_state.get("resources", {})
+        if only_resource and resources:
+            return {"section": section, "resources": resources}
+        if resources.get(resource) is not None:
+            return {"section": section, "state": resources[resource]}
     return None
 
 
@@ -178,7 +189,8 @@ def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
             merge_strategy=source.merge_strategy if root else None,
             primary_key=source.primary_key if root else (),
             schema_contract=source.schema_contract,
-            state=_resource_state(extracted.pipeline, resource) if resource else None,
+            state=_resource_state(extracted.pipeline, resource, len(extracted.resources) == 1)
+            if resource else None,
             load_id=extracted.load_id())
         try:
             results.append((table, resource, commit_table_load(catalog, load)))

@@ -170,6 +170,10 @@ def _filesystem(config: dict[str, Any], source: CompiledSource, project_root: Pa
     glob = str(config.get("file_glob", "*"))
     fmt = str(config.get("format") or glob.rsplit(".", 1)[-1])
     files = _files(config, project_root)
+    if source.write_mode != "replace":
+        # a landing folder only grows: read the files that are new or changed since the last
+        # committed load (the file cursor is kept with the table, like any other cursor)
+        files.apply_hints(incremental=dlt.sources.incremental("modification_date"))
     reader = read_arrow(file_format=fmt, delimiter=str(config.get("delimiter", ",")),
                         encoding=str(config.get("encoding", "utf8")))
     resource = (files | reader).with_name(source.resources[0])
