@@ -9,6 +9,7 @@ Secrets appear only as ``${secret:NAME}`` tokens (see ``floe.secrets``).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -149,6 +150,10 @@ class CompiledSource(_Frozen):
     def table_for(self, resource: str) -> str:
         """The Iceberg table (without namespace) a dlt resource of this source lands in."""
         return self.table or resource
+
+    def asset_name(self, resource: str) -> str:
+        """``ingestion__{source}__{resource}``: the Dagster asset key, also used in alerts."""
+        return re.sub(r"[^A-Za-z0-9_]", "_", f"ingestion__{self.name}__{resource}")
 
 
 class NotificationConfig(_Frozen):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ from floe.logs import mask
 from floe.runtime.ingestion.errors import SourceConnectionError
 from floe.runtime.ingestion.plugin import connect_catalog
 from floe.runtime.ingestion.result import IngestionResult
+from floe.runtime.notify import notify
 from floe.runtime.plugins import HealthState, IngestionConfig, load_ingestion_plugin
 from floe.runtime.project import RuntimeProject, load_project
+from floe.runtime.quality import CheckOutcome, check_source
 
 
 def select_sources(artifacts: CompiledArtifacts, names: Sequence[str]) -> list[CompiledSource]:
@@ -84,8 +87,56 @@ def run_with_progress(console: Console, artifacts_path: Path | None, select: Seq
                 progress.remove_task(task)
     finally:
         plugin.shutdown()
+    checked = [(s, r) for s, r in zip(sources, results, strict=True) if r.success and s.checks]
+    catalog = connect(project) if checked else None
+    checks = [outcome for source, result in checked if catalog is not None
+              for outcome in check_source(catalog, source, _resources(source, result))]
     _print_summary(console, sources, results)
-    return sum(1 for r in results if not r.success)
+    failing = _print_checks(console, checks)
+    _notify(artifacts, sources, results, checks)
+    return sum(1 for r in results if not r.success) + failing
+
+
+def _resources(source: CompiledSource, result: IngestionResult) -> list[str]:
+    landed = [t.resource for t in result.tables if t.resource]
+    return list(dict.fromkeys([*source.resources, *landed]))
+
+
+def _print_checks(console: Console, checks: Sequence[tuple[str, CheckOutcome]]) -> int:
+    """The checks table; returns how many error-severity checks failed."""
+    if not checks:
+        return 0
+    table = Table("asset", "check", "result", "details", title=f"checks: {len(checks)}")
+    for asset, outcome in checks:
+        result = ("[green]pass[/green]" if outcome.passed else
+                  "[yellow]warn[/yellow]" if outcome.severity == "warn" else "[red]FAIL[/red]")
+        table.add_row(asset, outcome.name, result, outcome.message)
+    console.print(table)
+    return sum(1 for _, o in checks if not o.passed and o.severity == "error")
+
+
+def _notify(artifacts: CompiledArtifacts, sources: Sequence[CompiledSource],
+            results: Sequence[IngestionResult], checks: Sequence[tuple[str, CheckOutcome]]
+            ) -> None:
+    """``notifications:`` fire for `floe run` too, so cron-driven runs alert like Dagster's."""
+    if not artifacts.notifications:
+        return
+    run_id = uuid.uuid4().hex
+    product, notifications = artifacts.product.name, artifacts.notifications
+    for source, result in zip(sources, results, strict=True):
+        if not result.success:
+            assets = ", ".join(source.asset_name(r) for r in source.resources) or source.name
+            notify(product, notifications, "failure", asset=assets,
+                   error="; ".join(result.errors), run_id=run_id)
+    failed = [f"{asset}:{outcome.name}" for asset, outcome in checks if not outcome.passed]
+    if failed:
+        assets = ", ".join(dict.fromkeys(name.split(":")[0] for name in failed))
+        notify(product, notifications, "check_failure", asset=assets,
+               error=f"failed checks: {', '.join(failed)}", run_id=run_id)
+    elif all(r.success for r in results):
+        assets = ", ".join(source.asset_name(r) for source in sources
+                           for r in source.resources)
+        notify(product, notifications, "success", asset=assets, error="", run_id=run_id)
 
 
 def _print_summary(console: Console, sources: Sequence[CompiledSource],

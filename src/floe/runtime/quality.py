@@ -8,17 +8,20 @@ few counters).  Results say what failed in words a data engineer can act on.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table import Table
 
 from floe.artifacts import (
     AcceptedValuesCheck,
     CheckConfig,
+    CompiledSource,
     FreshnessCheck,
     NotNullCheck,
     RowCountCheck,
@@ -171,3 +174,17 @@ def evaluate(table: Table, check: CheckConfig) -> CheckOutcome:
     except (ValueError, KeyError, pa.ArrowInvalid) as exc:
         passed, message, metadata = False, f"could not evaluate: {exc}", {}
     return CheckOutcome(check_name(check), passed, check.severity, message, metadata)
+
+
+def check_source(catalog: Catalog, source: CompiledSource, resources: Sequence[str]
+                 ) -> list[tuple[str, CheckOutcome]]:
+    """Every check of ``source`` on each of its resources' tables: (asset name, outcome)."""
+    outcomes = []
+    for resource in resources:
+        try:
+            table = catalog.load_table((source.namespace, source.table_for(resource)))
+        except NoSuchTableError:
+            continue  # nothing ever landed: there is nothing to check yet
+        outcomes += [(source.asset_name(resource), evaluate(table, check))
+                     for check in source.checks]
+    return outcomes

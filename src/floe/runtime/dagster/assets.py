@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import dlt
+from dagster import AssetCheckExecutionContext, AssetExecutionContext
 from dagster_dlt import DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.extract.source import DltSource
 from pyiceberg.exceptions import NoSuchTableError
 
-import dagster as dg
-from dagster import AssetCheckExecutionContext, AssetExecutionContext
 from floe.artifacts import CompiledArtifacts, CompiledSource
 from floe.runtime.dagster.lineage import lineage_run
 from floe.runtime.ingestion.errors import ErrorCategory
@@ -40,7 +40,7 @@ _PIPELINES_DIR = Path(tempfile.gettempdir()) / "floe-dagster-pipelines"
 
 def asset_key(source: CompiledSource, resource: str) -> dg.AssetKey:
     """``ingestion__{source}__{resource}``: stable names other assets and alerts can refer to."""
-    return dg.AssetKey(_NOT_A_NAME.sub("_", f"ingestion__{source.name}__{resource}"))
+    return dg.AssetKey(source.asset_name(resource))
 
 
 def _owners(owner: str | None) -> list[str]:

@@ -1,49 +1,16 @@
-"""``notifications:`` as Dagster run-status sensors posting a JSON message to a webhook.
-
-The webhook URL is a ``secret()``: it is read from the environment when a message is sent and
-never logged.  A delivery that keeps failing is retried, then logged and dropped: an alert must
-never crash the sensor that sends it.
-"""
+"""``notifications:`` as Dagster run-status sensors (rendering and delivery: ``notify.py``)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
 
 import dagster as dg
-import requests
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from tenacity import Retrying, stop_after_attempt, wait_exponential
 
-from floe.artifacts import CompiledArtifacts, NotificationConfig
-from floe.logs import get_logger, mask, register_secret_value
-from floe.secrets import resolve_secrets
+from floe.artifacts import CompiledArtifacts, NotificationConfig, NotificationEvent
+from floe.runtime.notify import notify
 
-log = get_logger("floe.notifications")
-_TEMPLATES = ImmutableSandboxedEnvironment(autoescape=False)
 UI_URL_ENV = "DAGSTER_WEBSERVER_URL"
-
-
-def render(template: str, **values: Any) -> str:
-    return _TEMPLATES.from_string(template).render(**values)
-
-
-def deliver(webhook: str, payload: dict[str, Any], attempts: int = 3) -> bool:
-    """POST ``payload``; True when the receiver accepted it (2xx)."""
-    url: str = resolve_secrets(webhook, os.environ)
-    register_secret_value(url)
-    try:
-        for attempt in Retrying(stop=stop_after_attempt(attempts), reraise=True,
-                                wait=wait_exponential(multiplier=0.5, max=4)):
-            with attempt:
-                requests.post(url, json=payload, timeout=10).raise_for_status()
-        return True
-    except Exception as exc:
-        # the URL is a secret: name the failure, never the address
-        log.warning("notification.failed", error_type=type(exc).__name__,
-                    error=mask(str(exc)), attempts=attempts)
-        return False
 
 
 def _assets(context: dg.RunStatusSensorContext) -> str:
@@ -69,14 +36,12 @@ def _failed_checks(context: dg.RunStatusSensorContext) -> list[str]:
     return failed
 
 
-def _send(artifacts: CompiledArtifacts, notification: NotificationConfig, status: str,
-          context: dg.RunStatusSensorContext, error: str) -> None:
+def _send(artifacts: CompiledArtifacts, notification: NotificationConfig,
+          status: NotificationEvent, context: dg.RunStatusSensorContext, error: str) -> None:
     run = context.dagster_run
     ui = os.environ.get(UI_URL_ENV, "http://localhost:3000").rstrip("/")
-    values = {"product": artifacts.product.name, "asset": _assets(context), "status": status,
-              "error": mask(error), "run_id": run.run_id, "dagster_url": f"{ui}/runs/{run.run_id}"}
-    message = render(notification.template, **values)
-    deliver(notification.webhook, {"text": message, **values})
+    notify(artifacts.product.name, [notification], status, asset=_assets(context),
+           error=error, run_id=run.run_id, dagster_url=f"{ui}/runs/{run.run_id}")
 
 
 def notification_sensors(artifacts: CompiledArtifacts) -> Iterator[dg.SensorDefinition]:
