@@ -17,8 +17,7 @@ install: $(STAMP)
 QUICKSTART := examples/quickstart
 
 $(QUICKSTART)/data/shop.db: $(QUICKSTART)/data/shop.sql
-	rm -f $@
-	$(PYTHON) -c "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); db.executescript(open(sys.argv[2]).read()); db.commit()" $@ $<
+	$(PYTHON) $(QUICKSTART)/data/make_shop_db.py
 
 ## Compile and run the quickstart example on the embedded platform (SQLite catalog + local folder).
 run: install $(QUICKSTART)/data/shop.db

@@ -112,7 +112,11 @@ def _print_checks(console: Console, checks: Sequence[tuple[str, CheckOutcome]]) 
                   "[yellow]warn[/yellow]" if outcome.severity == "warn" else "[red]FAIL[/red]")
         table.add_row(asset, outcome.name, result, outcome.message)
     console.print(table)
-    return sum(1 for _, o in checks if not o.passed and o.severity == "error")
+    failing = sum(1 for _, o in checks if not o.passed and o.severity == "error")
+    if failing:
+        console.print(f"{failing} check(s) failed (severity error): the data is loaded; "
+                      "fix the source or set the check's severity to warn", style="red")
+    return failing
 
 
 def _notify(artifacts: CompiledArtifacts, sources: Sequence[CompiledSource],

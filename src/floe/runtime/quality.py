@@ -74,6 +74,8 @@ def _samples(values: list[Any]) -> str:
 
 def _age(seconds: float) -> str:
     seconds = int(seconds)
+    if seconds >= 86400:
+        return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
     if seconds >= 3600:
         return f"{seconds // 3600}h {seconds % 3600 // 60}m"
     return f"{seconds // 60}m {seconds % 60}s" if seconds >= 60 else f"{seconds}s"

@@ -208,14 +208,23 @@ def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
     return results
 
 
+def _root_cause(error: BaseException) -> BaseException:
+    """The error that started it: dlt wraps it in PipelineStepFailed and
+    ResourceExtractionError, whose messages only say where it happened."""
+    for _ in range(10):
+        wrapped = getattr(error, "exception", None)
+        inner = wrapped if isinstance(wrapped, BaseException) else error.__cause__
+        if inner is None or inner is error:
+            break
+        error = inner
+    return error
+
+
 def _as_ingestion_error(source: CompiledSource, error: BaseException) -> IngestionError:
     if isinstance(error, IngestionError):
         return error
     category = categorize_error(error)
-    root = error
-    wrapped = getattr(error, "exception", None)
-    if isinstance(wrapped, BaseException):
-        root = wrapped
+    root = _root_cause(error)
     message = f"{type(root).__name__}: {mask(str(root))}"
     kind = SourceConnectionError if category is ErrorCategory.TRANSIENT else IngestionError
     return kind(message, source_type=source.source_type,

@@ -51,8 +51,8 @@ def _local(url: str, project_root: Path) -> str:
 
 
 def _rest_api(config: dict[str, Any], source: CompiledSource) -> DltSource:
-    """The cursor goes into each endpoint's own ``incremental`` (dlt filters on it and can bind
-    it to a request parameter); endpoints that configure one themselves keep theirs."""
+    """The cursor goes into each endpoint's own ``incremental`` (dlt filters on it and binds it
+    to a request parameter when the endpoint names one with ``start_param``)."""
     from dlt.sources.rest_api import rest_api_source
 
     if source.cursor_field:
@@ -66,8 +66,8 @@ def _rest_api(config: dict[str, Any], source: CompiledSource) -> DltSource:
             endpoint = resource.get("endpoint")
             if not isinstance(endpoint, dict):
                 endpoint = {"path": endpoint or resource["name"]}
-            if "incremental" not in endpoint:
-                endpoint = {**endpoint, "incremental": cursor}
+            # an endpoint may bind the cursor to a query parameter (start_param) itself
+            endpoint = {**endpoint, "incremental": {**cursor, **endpoint.get("incremental", {})}}
             resources.append({**resource, "endpoint": endpoint})
         config = {**config, "resources": resources}
     return rest_api_source(config)  # type: ignore[arg-type]
@@ -141,7 +141,7 @@ def read_arrow(items: Any, file_format: str = "csv", delimiter: str = ",",
                 else:
                     yield from pq.ParquetFile(handle).iter_batches(65_536)
         except pa.ArrowInvalid as exc:  # name the file: "row 0" alone does not say where
-            raise ValueError(f"cannot read {item['file_name']} as {file_format}: {exc}") from exc
+            raise ValueError(f"cannot read {item['file_name']} as {file_format}: {exc}") from None
 
 
 def _files(config: dict[str, Any], project_root: Path) -> Any:
