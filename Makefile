@@ -30,7 +30,7 @@ typecheck: install
 	$(BIN)/mypy
 
 unit: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 ## Lint, type-check and the whole test suite (starts its own PostgreSQL, REST catalog, HTTP API).
 test: lint typecheck unit

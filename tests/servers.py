@@ -40,12 +40,14 @@ class Postgres:
     def execute(self, sql: str) -> None:
         import psycopg2
 
-        with psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user,
-                              password=self.password, dbname=self.database) as conn:
-            conn.autocommit = True
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user,
+                                password=self.password, dbname=self.database)
+        conn.autocommit = True  # before any statement, so CREATE/DROP DATABASE work too
+        try:
             with conn.cursor() as cursor:
                 cursor.execute(sql)
-        conn.close()
+        finally:
+            conn.close()
 
 
 def _pg_bin() -> Path:

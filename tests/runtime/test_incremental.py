@@ -55,7 +55,8 @@ def test_only_new_rows_are_loaded(project: Project) -> None:
     assert [r["id"] for r in project.read("bronze.customers")] == [1, 2, 3]
     state = read_committed_state(project.catalog().load_table(("bronze", "customers")))
     assert state is not None
-    assert state["resources"]["customers"]["incremental"]["updated_at"]["last_value"] == "2024-01-03"
+    cursor = state["resources"]["customers"]["incremental"]["updated_at"]
+    assert cursor["last_value"] == "2024-01-03"
 
 
 def test_state_survives_losing_every_local_file_but_the_table(project: Project) -> None:
