@@ -175,9 +175,16 @@ def _all_tables(catalog: Catalog) -> list[tuple[str, ...]]:
 
 
 def print_tables(console: Console, artifacts_path: Path | None) -> None:
-    catalog = connect(load_project(artifacts_path))
+    project = load_project(artifacts_path)
+    catalog = connect(project)
+    identifiers = _all_tables(catalog)
+    if not identifiers:
+        catalog_config = project.artifacts.environment.catalog
+        console.print(f"no tables yet in catalog {catalog_config.name} "
+                      f"({catalog_config.uri or catalog_config.type}): run `floe run` first")
+        return
     table = Table("table", "rows", "last snapshot", "committed at (UTC)", "operation")
-    for identifier in _all_tables(catalog):
+    for identifier in identifiers:
         loaded = catalog.load_table(identifier)
         snapshot = loaded.current_snapshot()
         rows = snapshot.summary["total-records"] if snapshot and snapshot.summary else "0"
