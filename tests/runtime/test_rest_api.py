@@ -151,3 +151,42 @@ def test_successful_run_span_has_the_metrics(make_project: Callable[[], Project]
     assert span.attributes["ingestion.bytes_written"] == result.bytes_written > 0
     assert span.attributes["ingestion.destination_table"] == "bronze.orders"
     assert span.attributes["ingestion.write_mode"] == "merge"
+
+
+CHILD_PROJECT = """\
+apiVersion: floe.dev/v1
+kind: DataProduct
+metadata: {{name: shop, version: 1.0.0}}
+sources:
+  - name: shop_api
+    source_type: rest_api
+    destination_table: bronze
+    source_config:
+      client: {{base_url: "{url}"}}
+      resources:
+        - name: orders
+          endpoint: {{path: /orders, data_selector: data}}
+        - name: order_items
+          include_from_parent: [id]          # -> column _orders_id
+          endpoint:
+            path: "/orders/{{order_id}}/items"
+            params:
+              order_id: {{type: resolve, resource: orders, field: id}}
+"""
+
+
+def test_child_resource_is_called_per_parent_row(tmp_path: Path,
+                                                 httpserver: HTTPServer) -> None:
+    """A dependent resource (dlt's ``resolve``): one request per order, its own table."""
+    httpserver.expect_request("/orders").respond_with_json(
+        {"data": [{"id": 7, "status": "new"}, {"id": 9, "status": "paid"}]})
+    for order_id, skus in ((7, ["MUG", "CAP"]), (9, ["TEE"])):
+        httpserver.expect_request(f"/orders/{order_id}/items").respond_with_json(
+            [{"sku": sku, "qty": 1} for sku in skus])
+    project = Project(tmp_path)
+    project.write(CHILD_PROJECT.format(url=httpserver.url_for("/").rstrip("/")))
+    result = project.run("shop_api")
+    assert result.success, result.errors
+    assert sorted(t.table for t in result.tables) == ["bronze.order_items", "bronze.orders"]
+    items = project.read("bronze.order_items", sort_by="sku")
+    assert [(i["sku"], i["_orders_id"]) for i in items] == [("CAP", 7), ("MUG", 7), ("TEE", 9)]
