@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+import pytest
+
 from floe.artifacts import CatalogConfig, EnvironmentConfig
-from floe.runtime.ingestion.errors import SourceConnectionError
+from floe.runtime.ingestion.errors import MissingSourceDependencyError, SourceConnectionError
 from floe.runtime.ingestion.plugin import DltIngestionPlugin
+from floe.runtime.ingestion.sources import build_source
 from floe.runtime.plugins import (
     HealthState,
     IngestionConfig,
@@ -82,3 +86,15 @@ def test_runs_a_pipeline_through_the_interface(tmp_path: Path) -> None:
                                      "ingestion.destination_table": "bronze.orders",
                                      "ingestion.write_mode": "append"}
     assert [r["id"] for r in project.read("bronze.orders")] == [1, 2]
+
+
+def test_missing_source_package_names_the_pip_extra(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    project = Project(tmp_path)
+    project.write(FILES_PROJECT.format(mode="append", extra=""))
+    source = project.compile().sources[0]
+    monkeypatch.setitem(sys.modules, "dlt.sources.filesystem", None)  # as if not installed
+    with pytest.raises(ImportError) as raised:
+        build_source(source, tmp_path)
+    assert isinstance(raised.value, MissingSourceDependencyError)
+    assert "pip install 'dlt[filesystem]'" in str(raised.value)

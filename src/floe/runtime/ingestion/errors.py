@@ -56,6 +56,11 @@ class PipelineConfigurationError(IngestionError):
     category = ErrorCategory.CONFIGURATION
 
 
+class MissingSourceDependencyError(PipelineConfigurationError, ImportError):
+    """An optional package a source type needs is not installed; the message names the pip
+    extra.  Also an ImportError, so code that guards imports catches it as one."""
+
+
 _TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _PERMANENT_STATUS = {401, 403, 405, 410}
 _CONFIGURATION_STATUS = {400, 404, 422}

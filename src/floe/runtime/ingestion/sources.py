@@ -16,7 +16,7 @@ from dlt.extract.source import DltSource
 
 from floe.artifacts import CompiledSource
 from floe.logs import register_secret_value
-from floe.runtime.ingestion.errors import PipelineConfigurationError
+from floe.runtime.ingestion.errors import MissingSourceDependencyError, PipelineConfigurationError
 from floe.secrets import MissingSecretError, resolve_secrets, secret_names
 
 _EXTRAS = {
@@ -197,7 +197,7 @@ def build_source(source: CompiledSource, project_root: Path,
         else:
             dlt_source = _filesystem(config, source, project_root)
     except ImportError as exc:
-        raise PipelineConfigurationError(
+        raise MissingSourceDependencyError(
             f"the {source.source_type} source needs an optional package ({exc.name}): "
             f"pip install '{_EXTRAS[source.source_type]}'",
             source_type=source.source_type, pipeline_name=source.pipeline_name) from exc
