@@ -190,3 +190,42 @@ def test_child_resource_is_called_per_parent_row(tmp_path: Path,
     assert sorted(t.table for t in result.tables) == ["bronze.order_items", "bronze.orders"]
     items = project.read("bronze.order_items", sort_by="sku")
     assert [(i["sku"], i["_orders_id"]) for i in items] == [("CAP", 7), ("MUG", 7), ("TEE", 9)]
+
+
+NESTED_PROJECT = """\
+apiVersion: floe.dev/v1
+kind: DataProduct
+metadata: {{name: shop, version: 1.0.0}}
+sources:
+  - name: shop_api
+    source_type: rest_api
+    destination_table: bronze.orders
+    write_mode: merge
+    primary_key: id
+    source_config:
+      client: {{base_url: "{url}"}}
+      resources:
+        - name: orders
+          endpoint: {{path: /orders, paginator: single_page}}
+"""
+
+
+def test_nested_lists_stay_in_the_row_so_a_merge_replaces_them_whole(
+        tmp_path: Path, httpserver: HTTPServer) -> None:
+    """Bronze keeps each record whole: nested objects and lists stay in their row as JSON text
+    (no child tables), so merging an order replaces its items too."""
+    orders = [{"id": 1, "customer": {"name": "Alice"}, "items": [{"sku": "A"}, {"sku": "B"}]},
+              {"id": 2, "customer": {"name": "Bob"}, "items": [{"sku": "C"}]}]
+    httpserver.expect_request("/orders").respond_with_handler(
+        lambda _: Response(json.dumps(orders), content_type="application/json"))
+    project = Project(tmp_path)
+    project.write(NESTED_PROJECT.format(url=httpserver.url_for("/").rstrip("/")))
+    assert project.run("shop_api").success
+    orders[0]["items"] = [{"sku": "A2"}]
+    result = project.run("shop_api")
+    assert result.success, result.errors
+    assert [t.table for t in result.tables] == ["bronze.orders"]
+    rows = project.read("bronze.orders")
+    assert [(r["id"], json.loads(r["customer"]), json.loads(r["items"])) for r in rows] == [
+        (1, {"name": "Alice"}, [{"sku": "A2"}]), (2, {"name": "Bob"}, [{"sku": "C"}])]
+    assert ("bronze", "orders__items") not in project.catalog().list_tables("bronze")

@@ -55,9 +55,14 @@ tracer = trace.get_tracer("floe.ingestion")
 
 
 def parquet_destination() -> Any:
-    """dlt needs a destination to normalize to parquet; floe commits the files itself."""
+    """dlt needs a destination to normalize to parquet; floe commits the files itself.
+
+    ``max_table_nesting=0`` keeps nested objects and lists in their row as JSON: a Bronze
+    record stays whole, and a merge replaces it whole (no child tables to keep in step).
+    """
     return dlt.destination(lambda items, table: None, name="floe_iceberg",
-                           loader_file_format="parquet", batch_size=0)()
+                           loader_file_format="parquet", batch_size=0,
+                           max_table_nesting=0)()
 
 
 def _identifier(source: CompiledSource, table: str) -> tuple[str, str]:
