@@ -187,7 +187,8 @@ def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
     for table, files in extracted.files_by_table().items():
         resource = by_table.get(table)
         root = resource is not None
-        # child tables (nested data) are appended: only root tables have the primary key
+        # a table no resource is named after (a table_name override in the source config)
+        # is appended: the write mode and primary key are declared per resource
         write_mode = "replace" if full_refresh else (source.write_mode if root else "append")
         load = TableLoad(
             identifier=_identifier(source, table), files=files, write_mode=write_mode,
