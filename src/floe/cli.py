@@ -43,7 +43,7 @@ FileOption = Annotated[Path, typer.Option(
 OutputOption = Annotated[Path, typer.Option(
     "--output", "-o", help="Folder for compiled_artifacts.json.", file_okay=False)]
 EnvOption = Annotated[str | None, typer.Option(
-    "--env", "-e", help="Environment from platform.yaml [default: dev].")]
+    "--env", "-e", help="Environment from platform.yaml (default: dev).")]
 VarsOption = Annotated[str | None, typer.Option(
     "--vars", help="Override vars, as YAML/JSON: --vars '{start: \"2024-02-01\"}'.")]
 
@@ -171,7 +171,7 @@ def run(
         "--env", "-e", help="Refuse to run unless the artifact was compiled for this "
         "environment.")] = None,
 ) -> None:
-    """Load every source (or --select ones) into Iceberg, as compiled by `floe compile`."""
+    """Load every source (or --select ones) into Iceberg, then run their checks and alerts."""
     from floe.runtime.console import run_with_progress
 
     failed = run_with_progress(out, artifacts, select or [], full_refresh, env)
