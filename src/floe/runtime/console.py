@@ -18,6 +18,7 @@ from rich.table import Table
 from floe.artifacts import CompiledArtifacts, CompiledSource
 from floe.errors import FloeError
 from floe.logs import mask
+from floe.runtime.iceberg.commit import total_rows
 from floe.runtime.ingestion.errors import SourceConnectionError
 from floe.runtime.ingestion.plugin import connect_catalog
 from floe.runtime.ingestion.result import IngestionResult
@@ -187,11 +188,11 @@ def print_tables(console: Console, artifacts_path: Path | None) -> None:
     for identifier in identifiers:
         loaded = catalog.load_table(identifier)
         snapshot = loaded.current_snapshot()
-        rows = snapshot.summary["total-records"] if snapshot and snapshot.summary else "0"
+        rows = total_rows(snapshot) or 0
         when = (dt.datetime.fromtimestamp(snapshot.timestamp_ms / 1000, dt.UTC)
                 .strftime("%Y-%m-%d %H:%M:%S") if snapshot else "")
         operation = snapshot.summary.operation.value if snapshot and snapshot.summary else ""
-        table.add_row(".".join(identifier), f"{int(rows or 0):,}",
+        table.add_row(".".join(identifier), f"{rows:,}",
                       str(snapshot.snapshot_id) if snapshot else "-", when, operation)
     console.print(table)
 
@@ -228,7 +229,7 @@ def print_table_details(console: Console, artifacts_path: Path | None, name: str
                 "%Y-%m-%d %H:%M:%S"),
             summary.operation.value if summary else "",
             (summary["added-records"] or "0") if summary else "",
-            (summary["total-records"] or "0") if summary else "")
+            f"{total_rows(snapshot) or 0}")
     console.print(snapshots)
     rows = loaded.scan(limit=limit).to_arrow()
     sample = Table(*rows.column_names, title=f"first {limit} rows")

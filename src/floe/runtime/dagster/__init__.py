@@ -38,7 +38,7 @@ def definitions_for(project: RuntimeProject) -> dg.Definitions:
         assets.append(definition)
         keys = list(definition.keys)
         for name in _resources(definition):
-            check = quality_checks(artifacts, source, name, plugin, root)
+            check = quality_checks(source, name, plugin)
             if check is not None:
                 checks.append(check)
         job = ingestion_job(source, keys)

@@ -25,6 +25,7 @@ from pyiceberg.exceptions import NoSuchTableError
 
 from floe.artifacts import CompiledArtifacts, CompiledSource
 from floe.runtime.dagster.lineage import lineage_run
+from floe.runtime.iceberg.commit import total_rows
 from floe.runtime.ingestion.errors import ErrorCategory
 from floe.runtime.ingestion.plugin import DltIngestionPlugin
 from floe.runtime.ingestion.result import IngestionResult, TableResult
@@ -83,11 +84,10 @@ def _unchanged(source: CompiledSource, resource: str, plugin: DltIngestionPlugin
     except NoSuchTableError:
         return None
     snapshot = table.current_snapshot()
-    total = snapshot.summary["total-records"] if snapshot and snapshot.summary else None
     return TableResult(table=f"{source.namespace}.{source.table_for(resource)}",
                        resource=resource, rows_loaded=0,
                        bytes_written=0, snapshot_id=snapshot.snapshot_id if snapshot else None,
-                       total_rows=int(total) if total is not None else None)
+                       total_rows=total_rows(snapshot))
 
 
 def _materializations(source: CompiledSource, keys: dict[dg.AssetKey, str],
@@ -155,8 +155,7 @@ def ingestion_assets(artifacts: CompiledArtifacts, source: CompiledSource,
     return _ingest
 
 
-def quality_checks(artifacts: CompiledArtifacts, source: CompiledSource, resource: str,
-                   plugin: DltIngestionPlugin, project_root: Path
+def quality_checks(source: CompiledSource, resource: str, plugin: DltIngestionPlugin
                    ) -> dg.AssetChecksDefinition | None:
     """The source's ``checks:`` on one resource's table, read after each materialization."""
     if not source.checks:

@@ -30,6 +30,7 @@ from pyiceberg.io.pyarrow import (
     schema_to_pyarrow,
 )
 from pyiceberg.table import Table, Transaction
+from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.table.upsert_util import create_match_filter, has_duplicate_rows
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -63,6 +64,13 @@ class CommitResult:
     bytes_written: int
     new_columns: tuple[str, ...] = ()
     total_rows: int | None = None
+
+
+def total_rows(snapshot: Snapshot | None) -> int | None:
+    """Rows in the table as of ``snapshot``, from its summary (no data files read)."""
+    summary = snapshot.summary if snapshot is not None else None
+    total = summary["total-records"] if summary is not None else None
+    return int(total) if total is not None else None
 
 
 def commit_table_load(catalog: Catalog, load: TableLoad, attempts: int = 5) -> CommitResult:
@@ -205,7 +213,6 @@ def _summarize(table: Table, before_id: int | None, identifier: tuple[str, str],
                new_columns: tuple[str, ...]) -> CommitResult:
     snapshot = table.current_snapshot()
     current_id = snapshot.snapshot_id if snapshot is not None else None
-    total = snapshot.summary["total-records"] if snapshot and snapshot.summary else None
     added = records = size = 0
     while snapshot is not None and snapshot.snapshot_id != before_id:
         added += 1
@@ -216,4 +223,4 @@ def _summarize(table: Table, before_id: int | None, identifier: tuple[str, str],
         parent = snapshot.parent_snapshot_id
         snapshot = table.snapshot_by_id(parent) if parent is not None else None
     return CommitResult(identifier, current_id, added, records, size, new_columns,
-                        int(total) if total is not None else None)
+                        total_rows(table.current_snapshot()))
