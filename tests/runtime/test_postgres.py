@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.runtime.harness import Project
 from tests.servers import Postgres
 
 PROJECT = """\
 apiVersion: floe.dev/v1
 kind: DataProduct
-metadata: {name: crm, version: 1.0.0}
+metadata: {{name: crm, version: 1.0.0}}
 sources:
   - name: crm
     source_type: sql_database
@@ -19,14 +21,17 @@ sources:
     primary_key: id
     cursor_field: updated_at
     source_config:
-      credentials: "{{ secret('CRM_DB_URL') }}"
+      credentials: "{{{{ secret('CRM_DB_URL') }}}}"
       schema: public
       tables: [customers]
-      backend: pyarrow
+      backend: {backend}
 """
 
 
-def test_merge_incremental_and_schema_change(tmp_path: Path, postgres: Postgres) -> None:
+@pytest.mark.parametrize("backend", ["pyarrow", "sqlalchemy"])
+def test_merge_incremental_and_schema_change(tmp_path: Path, postgres: Postgres,
+                                             backend: str) -> None:
+    """pyarrow goes through floe's tuple loader; the other backends through dlt's own."""
     postgres.execute("""
         DROP TABLE IF EXISTS customers;
         CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL,
@@ -36,7 +41,7 @@ def test_merge_incremental_and_schema_change(tmp_path: Path, postgres: Postgres)
     """)
     environ = {"CRM_DB_URL": postgres.url}
     project = Project(tmp_path)
-    project.write(PROJECT)
+    project.write(PROJECT.format(backend=backend))
     artifact = project.compile(environ)
     assert postgres.password not in artifact.to_json()
 
@@ -63,7 +68,7 @@ def test_wrong_password_fails_without_leaking_it(tmp_path: Path, postgres: Postg
     wrong = postgres.url.replace(postgres.password, "not-the-pw-4242")
     environ = {"CRM_DB_URL": wrong}
     project = Project(tmp_path)
-    project.write(PROJECT)
+    project.write(PROJECT.format(backend="pyarrow"))
     result = project.run("crm", environ=environ)
     assert not result.success
     assert "not-the-pw-4242" not in result.errors[0]
@@ -72,7 +77,7 @@ def test_wrong_password_fails_without_leaking_it(tmp_path: Path, postgres: Postg
 
 def test_missing_secret_is_a_configuration_error(tmp_path: Path) -> None:
     project = Project(tmp_path)
-    project.write(PROJECT)
+    project.write(PROJECT.format(backend="pyarrow"))
     result = project.run("crm", environ={})
     assert not result.success
     assert result.error_category == "CONFIGURATION"

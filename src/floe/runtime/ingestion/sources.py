@@ -87,7 +87,7 @@ def _arrow_tuple_loader() -> type[Any]:
     class ArrowTupleLoader(TableLoader):
         def _convert_result(self, result: Any, backend_kwargs: dict[str, Any]) -> Any:
             metadata = getattr(result, "_metadata", None)
-            if (self.backend != "pyarrow" or not hasattr(result, "_fetchmany_impl")
+            if (not hasattr(result, "_fetchmany_impl")
                     or getattr(metadata, "_effective_processors", True) is not None):
                 yield from super()._convert_result(result, backend_kwargs)
                 return
@@ -105,17 +105,19 @@ def _arrow_tuple_loader() -> type[Any]:
 def _sql_database(config: dict[str, Any], project_root: Path) -> DltSource:
     from dlt.sources.sql_database import sql_database
 
+    backend = config.get("backend", "pyarrow")
     return sql_database(
         credentials=_local(str(config["credentials"]), project_root)
         if isinstance(config["credentials"], str) else config["credentials"],
         schema=config.get("schema"),
         table_names=config.get("tables"),
-        backend=config.get("backend", "pyarrow"),
+        backend=backend,
         chunk_size=config.get("chunk_size", 100_000),
         reflection_level=config.get("reflection_level", "full"),
         include_views=config.get("include_views", False),
         defer_table_reflect=True,
-        table_loader_class=_arrow_tuple_loader(),
+        # the other backends (sqlalchemy, pandas, connectorx) keep dlt's own loaders
+        table_loader_class=_arrow_tuple_loader() if backend == "pyarrow" else None,
     )
 
 
