@@ -59,3 +59,12 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("init", "validate", "compile", "plan", "run", "tables", "show", "dev"):
         assert f" {command} " in result.stdout, command
+
+
+def test_run_for_another_environment_than_compiled(tmp_path: Path) -> None:
+    assert floe("init", "shop", cwd=tmp_path).returncode == 0
+    assert floe("compile", cwd=tmp_path / "shop").returncode == 0
+    result = floe("run", "--env", "prod", cwd=tmp_path / "shop")
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("the artifact was compiled for environment 'dev', not "
+                                     "'prod': run `floe compile --env prod` first")
