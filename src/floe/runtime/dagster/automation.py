@@ -61,13 +61,13 @@ def new_files_sensor(source: CompiledSource, job: dg.UnresolvedAssetJobDefinitio
         except Exception as exc:
             return dg.SkipReason(f"cannot list files: {type(exc).__name__}: {mask(str(exc))}")
         seen = float(context.cursor) if context.cursor else None
-        new = sorted(url for url, mtime in files if seen is None or mtime > seen)
+        new = sum(1 for _, mtime in files if seen is None or mtime > seen)
         if not new:
             return dg.SkipReason("no new files")
         newest = max(mtime for _, mtime in files)
         return dg.SensorResult(
             run_requests=[dg.RunRequest(run_key=f"{source.name}:{newest}",
-                                        tags={"floe/new_files": str(len(new))})],
+                                        tags={"floe/new_files": str(new)})],
             cursor=str(newest))
 
     return _sensor
