@@ -53,7 +53,8 @@ def test_only_new_rows_are_loaded(project: Project) -> None:
     third = project.run("shop_db")
     assert third.rows_loaded == 1
     assert [r["id"] for r in project.read("bronze.customers")] == [1, 2, 3]
-    state = read_committed_state(project.catalog().load_table(("bronze", "customers")))
+    state = read_committed_state(project.catalog().load_table(("bronze", "customers")),
+                                  "shop__shop_db")
     assert state is not None
     cursor = state["resources"]["customers"]["incremental"]["updated_at"]
     assert cursor["last_value"] == "2024-01-03"

@@ -1,10 +1,16 @@
-"""One pyiceberg transaction per table per load: schema union + the write mode, atomically.
+"""One pyiceberg transaction per table per load: schema changes + the write mode, atomically.
 
 dlt's normalized parquet files for a table are collected first and committed together:
 ``append`` streams them (bounded memory), ``replace`` and ``merge`` swap files in one
 overwrite snapshot (readers never see an empty or half-merged table).
-The resource's incremental state rides in the same snapshot (see ``state.py``).  A concurrent
-writer (``CommitFailedException``) makes us reload the table and run the transaction again.
+The source's incremental state rides in the same snapshot (see ``state.py``).
+
+Writer fencing: a load remembers the state token (the load id of the source's last commit) it
+restored its cursor from.  Before every attempt to commit, the token in the table is compared
+with it: if it moved, another run of the same source committed first, and re-applying this
+load would duplicate rows, so it is abandoned with ``ConcurrentLoadError``.  A
+``CommitFailedException`` whose cause was another source's write to the same table is
+retried on the newer table.
 """
 
 from __future__ import annotations
@@ -16,29 +22,31 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
-from pyiceberg.expressions.visitors import bind
 from pyiceberg.io import FileIO
-from pyiceberg.io.pyarrow import (
-    ArrowScan,
-    _dataframe_to_data_files,
-    _expression_to_complementary_pyarrow,
-    schema_to_pyarrow,
-)
+from pyiceberg.io.pyarrow import ArrowScan, schema_to_pyarrow
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.table.upsert_util import create_match_filter, has_duplicate_rows
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from floe.artifacts import MergeStrategy, SchemaContract, WriteMode
-from floe.runtime.iceberg.state import snapshot_properties
-from floe.runtime.ingestion.errors import SchemaContractViolation
+from floe.runtime.iceberg.evolution import SchemaPlan, TypeChange, plan_schema
+from floe.runtime.iceberg.pyiceberg_internals import (
+    arrow_to_iceberg_type,
+    complement_filter,
+    data_files,
+    files_matching,
+)
+from floe.runtime.iceberg.state import read_source_state, snapshot_properties
+from floe.runtime.ingestion.errors import ConcurrentLoadError
 
 _ROW_INDEX = "__floe_row_index"
+UNFENCED = "<unfenced>"
+"""``expected_token`` of a load that restored no state for its table (e.g. a full refresh)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,9 @@ class TableLoad:
     schema_contract: SchemaContract
     state: dict[str, Any] | None
     load_id: str
+    source_key: str = ""
+    expected_token: str | None = UNFENCED
+    recreate: bool = False  # --full-refresh: the table takes the source's current schema
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,9 @@ class CommitResult:
     bytes_written: int
     new_columns: tuple[str, ...] = ()
     total_rows: int | None = None
+    type_changes: tuple[TypeChange, ...] = ()
+    before_snapshot_id: int | None = None
+    created: bool = False
 
 
 def total_rows(snapshot: Snapshot | None) -> int | None:
@@ -74,7 +88,7 @@ def total_rows(snapshot: Snapshot | None) -> int | None:
 
 
 def commit_table_load(catalog: Catalog, load: TableLoad, attempts: int = 5) -> CommitResult:
-    """Commit ``load`` in one transaction, retrying on concurrent commits."""
+    """Commit ``load`` in one transaction, retrying when another source's commit raced it."""
     incoming = _incoming_schema(load.files)
     catalog.create_namespace_if_not_exists(load.identifier[0])
     retrying = Retrying(
@@ -92,38 +106,24 @@ def _incoming_schema(files: Sequence[str]) -> pa.Schema:
     return pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
 
 
-def _load_or_create(catalog: Catalog, load: TableLoad, incoming: pa.Schema) -> Table:
+def _load_or_create(catalog: Catalog, load: TableLoad, incoming: pa.Schema
+                    ) -> tuple[Table, bool]:
     try:
-        return catalog.load_table(load.identifier)
+        return catalog.load_table(load.identifier), False
     except NoSuchTableError:
-        return catalog.create_table(load.identifier, schema=incoming)
+        return catalog.create_table(load.identifier, schema=incoming), True
 
 
-def _columns_for_contract(table: Table, incoming: pa.Schema, load: TableLoad
-                          ) -> tuple[pa.Schema, tuple[str, ...]]:
-    """Which incoming columns to write, enforcing the schema contract against the real table."""
-    existing = {field.name for field in table.schema().fields}
-    new = tuple(name for name in incoming.names if name not in existing)
-    if not new:
-        return incoming, ()
-    if load.schema_contract == "freeze":
-        raise SchemaContractViolation(
-            f"schema contract 'freeze' rejects new column(s) {', '.join(new)}; the table was "
-            "left unchanged (use schema_contract: evolve to accept them, or discard_value to "
-            "drop them)")
-    if load.schema_contract == "discard_value":
-        kept = [field for field in incoming if field.name in existing]
-        return pa.schema(kept), ()
-    return incoming, new
-
-
-def _read_all(files: Sequence[str], schema: pa.Schema) -> pa.Table:
-    return ds.dataset(list(files), schema=schema, format="parquet").to_table()
-
-
-def _stream(files: Sequence[str], schema: pa.Schema) -> pa.RecordBatchReader:
-    return ds.dataset(list(files), schema=schema, format="parquet").scanner(
-        batch_size=256_000).to_reader()
+def _fence(table: Table, load: TableLoad) -> None:
+    if load.expected_token == UNFENCED:
+        return
+    current = read_source_state(table, load.source_key).token
+    if current != load.expected_token:
+        raise ConcurrentLoadError(
+            f"another run of this source committed to {'.'.join(load.identifier)} first "
+            f"(load {current}, this run started from {load.expected_token or 'an empty table'});"
+            " this load was abandoned and nothing was written: the next run continues from "
+            "the committed state")
 
 
 def _dedupe_last(df: pa.Table, keys: list[str]) -> pa.Table:
@@ -151,66 +151,92 @@ def _overwrite(tx: Transaction, io: FileIO, delete_filter: BooleanExpression,
         counter = itertools.count(0)
         if metadata.current_snapshot() is not None:
             drop_all = isinstance(delete_filter, AlwaysTrue)
-            keep = None if drop_all else _expression_to_complementary_pyarrow(
-                bind(schema, delete_filter, case_sensitive=True), schema)
-            for task in tx._scan(row_filter=delete_filter).plan_files():
+            keep = None if drop_all else complement_filter(delete_filter, schema)
+            for task in files_matching(tx, delete_filter):
                 if keep is not None:
                     rows = ArrowScan(metadata, io, schema, AlwaysTrue()).to_table(tasks=[task])
                     kept = rows.filter(keep)
                     if len(kept) == len(rows):
                         continue
                     if len(kept):
-                        for data_file in _dataframe_to_data_files(
-                                metadata, kept, io, snapshot.commit_uuid, counter):
+                        for data_file in data_files(metadata, io, kept, snapshot.commit_uuid,
+                                                    counter):
                             snapshot.append_data_file(data_file)
                 snapshot.delete_data_file(task.file)
-        for data_file in _dataframe_to_data_files(metadata, data, io, snapshot.commit_uuid,
-                                                  counter):
+        for data_file in data_files(metadata, io, data, snapshot.commit_uuid, counter):
             snapshot.append_data_file(data_file)
 
 
-def _write(tx: Transaction, io: FileIO, load: TableLoad, schema: pa.Schema,
+def _write(tx: Transaction, io: FileIO, load: TableLoad, incoming: pa.Schema, plan: SchemaPlan,
            props: dict[str, str]) -> None:
     if load.write_mode == "append":
-        tx.append(_stream(load.files, schema), snapshot_properties=props)
+        tx.append(plan.reader(load.files, incoming), snapshot_properties=props)
         return
     if load.write_mode == "replace":
-        _overwrite(tx, io, AlwaysTrue(), _stream(load.files, schema), props)
+        _overwrite(tx, io, AlwaysTrue(), plan.reader(load.files, incoming), props)
         return
     # merge: the rows whose key arrives are replaced by the load.  upsert keeps one row per key
     # (the last one sent); delete-insert keeps the load as sent.  (pyiceberg's
     # Transaction.upsert also cannot compare rows once the schema evolved in the same
     # transaction.)
     keys = list(load.primary_key)
-    df = _read_all(load.files, schema)
+    df = plan.read_all(load.files, incoming)
     if load.merge_strategy != "delete-insert":
         df = _dedupe_last(df, keys)
     if df.num_rows:
         _overwrite(tx, io, create_match_filter(df, keys), df, props)
 
 
+def _recreate_schema(tx: Transaction, incoming: pa.Schema) -> None:
+    """--full-refresh: the table's columns become the source's, types included.  Columns the
+    source no longer has, or whose type changed, are dropped (their field ids retire, so older
+    snapshots still read as they were); then the source's columns are added."""
+    current = {f.name: f.field_type for f in tx.table_metadata.schema().fields}
+    wanted = _iceberg_types(incoming)
+    stale = [name for name, kind in current.items() if wanted.get(name) != kind]
+    if stale:
+        with tx.update_schema() as update:
+            for name in stale:
+                update.delete_column(name)
+    if stale or set(wanted) - set(current):
+        with tx.update_schema() as update:
+            update.union_by_name(pa.schema([f for f in incoming if f.name in wanted]))
+
+
+def _iceberg_types(incoming: pa.Schema) -> dict[str, Any]:
+    return {f.name: arrow_to_iceberg_type(f.type) for f in incoming
+            if not pa.types.is_null(f.type)}
+
+
 def _commit_once(catalog: Catalog, load: TableLoad, incoming: pa.Schema) -> CommitResult:
-    table = _load_or_create(catalog, load, incoming)
+    table, created = _load_or_create(catalog, load, incoming)
+    _fence(table, load)
     before = table.current_snapshot()
     before_id = before.snapshot_id if before is not None else None
-    schema, new_columns = _columns_for_contract(table, incoming, load)
-    props = snapshot_properties(load.state, load.load_id)
+    props = snapshot_properties(table, load.source_key, load.state, load.load_id)
     with table.transaction() as tx:
-        if new_columns:
+        if load.recreate and not created:
+            _recreate_schema(tx, incoming)
+        plan = plan_schema(tx.table_metadata.schema(), incoming, load.schema_contract,
+                           load.primary_key)
+        if plan.changes_schema:
             with tx.update_schema() as update:
-                update.union_by_name(schema)
-        _write(tx, table.io, load, schema, props)
+                for name, wider in plan.promotions:
+                    update.update_column(name, field_type=wider)
+                if plan.new_columns:
+                    update.union_by_name(pa.schema(plan.new_columns))
+        _write(tx, table.io, load, incoming, plan, props)
         current = tx.table_metadata.current_snapshot()
         if current is None or current.snapshot_id == before_id:
             # nothing changed (e.g. an upsert of identical rows): still commit the new state
             empty = schema_to_pyarrow(tx.table_metadata.schema()).empty_table()
             tx.append(empty, snapshot_properties=props)
     # the committed transaction has already refreshed `table` with the catalog's answer
-    return _summarize(table, before_id, load.identifier, new_columns)
+    return _summarize(table, before_id, load.identifier, plan, created)
 
 
 def _summarize(table: Table, before_id: int | None, identifier: tuple[str, str],
-               new_columns: tuple[str, ...]) -> CommitResult:
+               plan: SchemaPlan, created: bool) -> CommitResult:
     snapshot = table.current_snapshot()
     current_id = snapshot.snapshot_id if snapshot is not None else None
     added = records = size = 0
@@ -222,5 +248,24 @@ def _summarize(table: Table, before_id: int | None, identifier: tuple[str, str],
             size += int(summary["added-files-size"] or 0)
         parent = snapshot.parent_snapshot_id
         snapshot = table.snapshot_by_id(parent) if parent is not None else None
-    return CommitResult(identifier, current_id, added, records, size, new_columns,
-                        total_rows(table.current_snapshot()))
+    return CommitResult(identifier, current_id, added, records, size, plan.added,
+                        total_rows(table.current_snapshot()), tuple(plan.changes),
+                        before_id, created)
+
+
+def undo_commit(catalog: Catalog, result: CommitResult) -> None:
+    """Take back a commit of this load (a later table of the same load failed).
+
+    Only if the table is still where this load left it: the rollback asserts the current
+    snapshot, so a commit by anyone else since makes it fail instead of losing their data.
+    """
+    table = catalog.load_table(result.identifier)
+    current = table.current_snapshot()
+    if current is None or current.snapshot_id != result.snapshot_id:
+        raise CommitFailedException(f"{'.'.join(result.identifier)} moved since this load")
+    if result.before_snapshot_id is None:
+        if result.created:
+            catalog.drop_table(result.identifier)
+            return
+        raise CommitFailedException(f"{'.'.join(result.identifier)} has no earlier snapshot")
+    table.manage_snapshots().rollback_to_snapshot(result.before_snapshot_id).commit()

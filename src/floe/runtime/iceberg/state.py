@@ -1,41 +1,88 @@
-"""Incremental state that lives in the Iceberg table itself.
+"""Incremental state that lives in the Iceberg table itself, one record per source.
 
-floe's destination keeps no dlt state anywhere else: the state of a resource after a load is
-written into the summary of the snapshot that holds the load's data.  Data and cursor therefore
-commit together or not at all, and any machine can resume from the table alone.
+floe's destination keeps no dlt state anywhere else: after a load, each source's state is
+written into the summary of the snapshot that holds the load's data, under its own key
+(``floe.state.<pipeline>``).  Data and cursor therefore commit together or not at all, any
+machine can resume from the table alone, and two sources writing one table never overwrite each
+other's cursor: every floe commit carries the other sources' records forward unchanged.
+
+Each record also names the load that wrote it (``load_id``).  That is the fencing token: a load
+remembers the token it restored its state from and refuses to commit if the token moved, since
+another run of the same source committed first (see ``commit.py``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from dlt.common.json import json as dlt_json
 from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot
 
-STATE_PROPERTY = "floe.dlt-state"
+STATE_PREFIX = "floe.state."
 LOAD_ID_PROPERTY = "floe.load-id"
+LEGACY_STATE_PROPERTY = "floe.dlt-state"  # floe < 0.2: one record for the last writer
 _MAX_WALK = 10_000
 
 
-def read_committed_state(table: Table) -> dict[str, Any] | None:
-    """The resource state of the newest snapshot floe wrote (other writers' snapshots skipped)."""
+@dataclass(frozen=True)
+class SourceState:
+    """One source's record in a table: the load that wrote it and the dlt state it left."""
+
+    load_id: str | None
+    state: dict[str, Any] | None
+
+    @property
+    def token(self) -> str | None:
+        return self.load_id
+
+
+def _floe_snapshot(table: Table) -> Snapshot | None:
+    """The newest snapshot floe wrote (maintenance or foreign writers' snapshots skipped)."""
     snapshot = table.current_snapshot()
     for _ in range(_MAX_WALK):
         if snapshot is None:
             return None
-        raw = snapshot.summary[STATE_PROPERTY] if snapshot.summary is not None else None
-        if raw:
-            state: dict[str, Any] = dlt_json.typed_loads(raw)
-            return state
+        if snapshot.summary is not None and snapshot.summary[LOAD_ID_PROPERTY] is not None:
+            return snapshot
         if snapshot.parent_snapshot_id is None:
             return None
         snapshot = table.snapshot_by_id(snapshot.parent_snapshot_id)
     return None
 
 
-def snapshot_properties(state: dict[str, Any] | None, load_id: str) -> dict[str, str]:
-    props = {LOAD_ID_PROPERTY: load_id}
-    if state is not None:
-        # dlt's typed JSON keeps datetimes and decimals as such: cursors compare by type
-        props[STATE_PROPERTY] = dlt_json.typed_dumps(state)
+def _records(snapshot: Snapshot | None) -> dict[str, str]:
+    if snapshot is None or snapshot.summary is None:
+        return {}
+    props = snapshot.summary.additional_properties
+    return {key: value for key, value in props.items() if key.startswith(STATE_PREFIX)}
+
+
+def read_source_state(table: Table, source_key: str) -> SourceState:
+    """``source_key``'s record as of the table's current state (empty if it never loaded)."""
+    snapshot = _floe_snapshot(table)
+    raw = _records(snapshot).get(STATE_PREFIX + source_key)
+    if raw is None:
+        legacy = snapshot.summary[LEGACY_STATE_PROPERTY] if snapshot and snapshot.summary else None
+        if legacy:
+            return SourceState(snapshot.summary[LOAD_ID_PROPERTY] if snapshot and snapshot.summary
+                               else None, dlt_json.typed_loads(legacy))
+        return SourceState(None, None)
+    record: dict[str, Any] = dlt_json.typed_loads(raw)
+    return SourceState(record.get("load_id"), record.get("state"))
+
+
+def read_committed_state(table: Table, source_key: str) -> dict[str, Any] | None:
+    """The dlt state ``source_key`` committed with its last load into ``table``."""
+    return read_source_state(table, source_key).state
+
+
+def snapshot_properties(table: Table, source_key: str, state: dict[str, Any] | None,
+                        load_id: str) -> dict[str, str]:
+    """Summary properties for a new snapshot: this source's new record, the others' carried."""
+    props = _records(_floe_snapshot(table))
+    # dlt's typed JSON keeps datetimes and decimals as such: cursors compare by type
+    props[STATE_PREFIX + source_key] = dlt_json.typed_dumps({"load_id": load_id, "state": state})
+    props[LOAD_ID_PROPERTY] = load_id
     return props

@@ -14,6 +14,7 @@ class TableResult:
     snapshot_id: int | None
     total_rows: int | None = None  # rows in the table after this load
     new_columns: tuple[str, ...] = ()
+    type_changes: tuple[str, ...] = ()  # "amount: long -> double (amount__v_double)"
 
 
 @dataclass(frozen=True)
@@ -26,3 +27,8 @@ class IngestionResult:
     errors: tuple[str, ...] = ()
     error_category: str | None = None
     tables: tuple[TableResult, ...] = field(default_factory=tuple)
+    status: str = ""  # success | failed | timeout
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            object.__setattr__(self, "status", "success" if self.success else "failed")

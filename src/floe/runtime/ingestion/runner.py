@@ -1,10 +1,13 @@
 """Run one compiled source: dlt extracts and normalizes to parquet, floe commits to Iceberg.
 
 The order is what makes a load exactly-once:
-1. restore each resource's incremental state from its Iceberg table (the only state store);
+1. restore each resource's incremental state from its Iceberg table (the only state store),
+   remembering the state token each table had (writer fencing, see ``iceberg/commit.py``);
 2. extract + normalize in a throw-away dlt working folder (retried with backoff on TRANSIENT
-   errors such as HTTP 429/503 or timeouts);
-3. commit each table in one transaction that also carries the resource's new state.
+   errors such as HTTP 429/503 or timeouts), within the source's ``timeout_seconds``;
+3. commit each table in one transaction that also carries the source's new state; child tables
+   (dlt transformers) before their parents, and if a later table fails the earlier tables of
+   the same load are rolled back, so a parent's cursor never runs ahead of its children.
 A crash before 3 leaves table and cursor as they were; the next run re-reads the same rows.
 """
 
@@ -34,14 +37,21 @@ from tenacity import (
 
 from floe.artifacts import CompiledSource
 from floe.logs import get_logger, mask
-from floe.runtime.iceberg.commit import CommitResult, TableLoad, commit_table_load
-from floe.runtime.iceberg.state import read_committed_state
+from floe.runtime.iceberg.commit import (
+    UNFENCED,
+    CommitResult,
+    TableLoad,
+    commit_table_load,
+    undo_commit,
+)
+from floe.runtime.iceberg.state import SourceState, read_source_state
+from floe.runtime.ingestion.deadline import Deadline
 from floe.runtime.ingestion.errors import (
     DestinationWriteError,
     ErrorCategory,
     IngestionError,
-    SchemaContractViolation,
     SourceConnectionError,
+    SourceTimeoutError,
     categorize_error,
 )
 from floe.runtime.ingestion.result import IngestionResult, TableResult
@@ -70,29 +80,36 @@ def _identifier(source: CompiledSource, table: str) -> tuple[str, str]:
 
 
 def _restore_states(catalog: Catalog, source: CompiledSource, resources: list[str]
-                    ) -> dict[str, dict[str, Any]]:
-    """resource -> {"section": ..., "state": ...} as committed with the table's last load."""
-    restored: dict[str, dict[str, Any]] = {}
+                    ) -> dict[str, SourceState]:
+    """table -> this source's record in it (state and fencing token) as last committed."""
+    restored: dict[str, SourceState] = {}
     for resource in resources:
-        try:
-            table = catalog.load_table(_identifier(source, source.table_for(resource)))
-        except NoSuchTableError:
+        table_name = source.table_for(resource)
+        if table_name in restored:
             continue
-        state = read_committed_state(table)
-        if state is not None:
-            restored[resource] = state
+        try:
+            table = catalog.load_table(_identifier(source, table_name))
+        except NoSuchTableError:
+            restored[table_name] = SourceState(None, None)
+            continue
+        restored[table_name] = read_source_state(table, source.pipeline_name)
     return restored
 
 
-def _inject_states(pipeline: Pipeline, restored: dict[str, dict[str, Any]]) -> None:
+def _inject_states(pipeline: Pipeline, source: CompiledSource, resources: list[str],
+                   restored: dict[str, SourceState]) -> None:
     with pipeline.managed_state() as state:
         sources = state.setdefault("sources", {})
-        for resource, record in restored.items():
-            section = sources.setdefault(record["section"], {}).setdefault("resources", {})
-            if "resources" in record:
-                section.update(record["resources"])
+        for resource in resources:
+            record = restored.get(source.table_for(resource))
+            if record is None or record.state is None:
+                continue
+            saved = record.state
+            section = sources.setdefault(saved["section"], {}).setdefault("resources", {})
+            if "resources" in saved:
+                section.update(saved["resources"])
             else:
-                section[resource] = record["state"]
+                section[resource] = saved["state"]
 
 
 def _resource_state(pipeline: Pipeline, resource: str, only_resource: bool
@@ -112,10 +129,13 @@ def _resource_state(pipeline: Pipeline, resource: str, only_resource: bool
 
 
 class _Extracted:
-    def __init__(self, pipeline: Pipeline, info: NormalizeInfo, resources: list[str]) -> None:
+    def __init__(self, pipeline: Pipeline, info: NormalizeInfo, resources: list[str],
+                 transformers: set[str], tokens: dict[str, str | None] | None) -> None:
         self.pipeline = pipeline
         self.info = info
         self.resources = resources
+        self.transformers = transformers  # resources fed by another resource (children)
+        self.tokens = tokens  # table -> state token at restore; None: not restored (refresh)
 
     def files_by_table(self) -> dict[str, list[str]]:
         files: dict[str, list[str]] = defaultdict(list)
@@ -138,15 +158,20 @@ def _extract(source: CompiledSource, catalog: Catalog, project_root: Path, workd
     dlt_source = build_source(source, project_root, environ)
     if selected is not None:
         dlt_source = dlt_source.with_resources(*selected)
-    resources = list(dlt_source.resources.keys())
+    resources = list(dlt_source.selected_resources.keys())
+    transformers = {name for name, resource in dlt_source.selected_resources.items()
+                    if resource.is_transformer}
     pipeline = dlt.pipeline(
         pipeline_name=source.pipeline_name, pipelines_dir=str(workdir),
         destination=parquet_destination(), dataset_name=source.namespace)
+    tokens: dict[str, str | None] | None = None
     if not full_refresh:
-        _inject_states(pipeline, _restore_states(catalog, source, resources))
+        restored = _restore_states(catalog, source, resources)
+        _inject_states(pipeline, source, resources, restored)
+        tokens = {table: record.token for table, record in restored.items()}
     pipeline.extract(dlt_source)
     info = pipeline.normalize()
-    return _Extracted(pipeline, info, resources)
+    return _Extracted(pipeline, info, resources, transformers, tokens)
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -164,11 +189,14 @@ def _log_retry(source: CompiledSource) -> Any:
 
 def extract_with_retry(source: CompiledSource, catalog: Catalog, project_root: Path,
                        workroot: Path, full_refresh: bool, environ: Mapping[str, str] | None,
-                       selected: Sequence[str] | None = None) -> _Extracted:
+                       selected: Sequence[str] | None = None, retry_here: bool = True
+                       ) -> _Extracted:
+    """``retry_here=False`` when an orchestrator retries the whole step (Dagster's
+    RetryPolicy): retries live in one layer, so attempts stay ``max_retries + 1``."""
     retry = source.retry
     attempts = Retrying(
         retry=retry_if_exception(_is_transient),
-        stop=stop_after_attempt(retry.max_retries + 1),
+        stop=stop_after_attempt(retry.max_retries + 1 if retry_here else 1),
         wait=wait_exponential(multiplier=retry.initial_delay_seconds,
                               min=retry.initial_delay_seconds, max=retry.max_delay_seconds),
         before_sleep=_log_retry(source), reraise=True)
@@ -180,37 +208,70 @@ def extract_with_retry(source: CompiledSource, catalog: Catalog, project_root: P
     raise AssertionError("unreachable: tenacity reraises")
 
 
+def _commit_order(source: CompiledSource, extracted: _Extracted,
+                  tables: list[str]) -> list[str]:
+    """Children (transformer resources) first: a parent's cursor must not commit ahead of
+    the rows fetched for it."""
+    resource_of = {source.table_for(r): r for r in extracted.resources}
+    return sorted(tables, key=lambda t: resource_of.get(t) not in extracted.transformers)
+
+
+def _undo(catalog: Catalog, committed: list[tuple[str, str | None, CommitResult]]) -> bool:
+    """Roll back this load's earlier commits; False if any table moved on meanwhile."""
+    undone = True
+    for _, _, result in reversed(committed):
+        try:
+            undo_commit(catalog, result)
+        except Exception as exc:
+            log.warning("ingestion.rollback_failed", table=".".join(result.identifier),
+                        error=mask(str(exc)))
+            undone = False
+    return undone
+
+
 def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
                 full_refresh: bool) -> list[tuple[str, str | None, CommitResult]]:
     results: list[tuple[str, str | None, CommitResult]] = []
     by_table = {source.table_for(r): r for r in extracted.resources}
-    for table, files in extracted.files_by_table().items():
+    files_by_table = extracted.files_by_table()
+    # tables fed by one another (a rest_api parent and its children) commit all or nothing
+    linked = bool(extracted.transformers) and len(extracted.resources) > 1
+    for table in _commit_order(source, extracted, list(files_by_table)):
         resource = by_table.get(table)
         root = resource is not None
         # a table no resource is named after (a table_name override in the source config)
         # is appended: the write mode and primary key are declared per resource
         write_mode = "replace" if full_refresh else (source.write_mode if root else "append")
+        token = UNFENCED if extracted.tokens is None else extracted.tokens.get(table, UNFENCED)
         load = TableLoad(
-            identifier=_identifier(source, table), files=files, write_mode=write_mode,
+            identifier=_identifier(source, table), files=files_by_table[table],
+            write_mode=write_mode,
             merge_strategy=source.merge_strategy if root else None,
             primary_key=source.primary_key if root else (),
             schema_contract=source.schema_contract,
             state=_resource_state(extracted.pipeline, resource, len(extracted.resources) == 1)
             if resource else None,
-            load_id=extracted.load_id())
+            load_id=extracted.load_id(), source_key=source.pipeline_name,
+            expected_token=token, recreate=full_refresh)
         try:
             results.append((table, resource, commit_table_load(catalog, load)))
-        except SchemaContractViolation as exc:
-            exc.destination_table = ".".join(load.identifier)
-            exc.source_type, exc.pipeline_name = source.source_type, source.pipeline_name
-            raise
         except Exception as exc:
-            category = ErrorCategory.PARTIAL if results else None
+            undone = _undo(catalog, results) if linked and results else False
+            kept = results if not undone else []
+            if isinstance(exc, IngestionError):
+                exc.destination_table = ".".join(load.identifier)
+                exc.source_type, exc.pipeline_name = source.source_type, source.pipeline_name
+                if kept:
+                    exc.category, exc.explicit_category = ErrorCategory.PARTIAL, True
+                raise
+            committed = ", ".join(".".join(r.identifier) for _, _, r in kept)
             raise DestinationWriteError(
                 f"committing {'.'.join(load.identifier)} failed: {type(exc).__name__}: "
-                f"{mask(str(exc))}", source_type=source.source_type,
+                f"{mask(str(exc))}" + (f" ({committed} committed)" if kept else ""),
+                source_type=source.source_type,
                 destination_table=".".join(load.identifier),
-                pipeline_name=source.pipeline_name, category=category) from exc
+                pipeline_name=source.pipeline_name,
+                category=ErrorCategory.PARTIAL if kept else None) from exc
     return results
 
 
@@ -229,8 +290,10 @@ def _root_cause(error: BaseException) -> BaseException:
 def _as_ingestion_error(source: CompiledSource, error: BaseException) -> IngestionError:
     if isinstance(error, IngestionError):
         return error
-    category = categorize_error(error)
     root = _root_cause(error)
+    if isinstance(root, IngestionError):  # dlt wrapped one of ours (e.g. a timeout)
+        return root
+    category = categorize_error(error)
     message = f"{type(root).__name__}: {mask(str(root))}"
     kind = SourceConnectionError if category is ErrorCategory.TRANSIENT else IngestionError
     return kind(message, source_type=source.source_type,
@@ -238,42 +301,66 @@ def _as_ingestion_error(source: CompiledSource, error: BaseException) -> Ingesti
                 pipeline_name=source.pipeline_name, category=category)
 
 
+def _log_evolution(bound: Any, committed: list[tuple[str, str | None, CommitResult]]) -> None:
+    """FR-035: every schema change a load made is an INFO event, by table."""
+    for _, _, result in committed:
+        if result.new_columns or result.type_changes:
+            bound.info("schema.evolved", table=".".join(result.identifier),
+                       new_columns=list(result.new_columns),
+                       type_changes=[f"{c.column}: {c.old} -> {c.new}"
+                                     + (f" (values in {c.variant})" if c.variant else "")
+                                     for c in result.type_changes])
+
+
 def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
                full_refresh: bool = False, environ: Mapping[str, str] | None = None,
-               resources: Sequence[str] | None = None) -> IngestionResult:
+               resources: Sequence[str] | None = None, retry_here: bool = True
+               ) -> IngestionResult:
     """Load one source (or only its ``resources``); never raises for a failed load, the
-    result says what went wrong."""
+    result says what went wrong.  ``retry_here=False`` leaves retries to the caller."""
     started = time.perf_counter()
     bound = log.bind(pipeline_id=source.pipeline_name, source_type=source.source_type,
                      destination_table=source.destination_table)
     attributes = {"ingestion.source_type": source.source_type,
                   "ingestion.destination_table": source.destination_table,
                   "ingestion.write_mode": source.write_mode}
+    deadline = Deadline(source.timeout_seconds, SourceTimeoutError, {
+        "source_type": source.source_type, "destination_table": source.destination_table,
+        "pipeline_name": source.pipeline_name})
     with tracer.start_as_current_span("floe.ingestion.run", attributes=attributes) as span:
         bound.info("ingestion.start", status="running", full_refresh=full_refresh)
         try:
             with tempfile.TemporaryDirectory(prefix="floe-dlt-") as workroot:
-                extracted = extract_with_retry(source, catalog, project_root, Path(workroot),
-                                               full_refresh, environ, resources)
+                with deadline.interrupting("extracting"):
+                    extracted = extract_with_retry(source, catalog, project_root,
+                                                   Path(workroot), full_refresh, environ,
+                                                   resources, retry_here)
+                deadline.check("extracting")
                 committed = _commit_all(source, catalog, extracted, full_refresh)
                 row_counts = extracted.info.row_counts
         except Exception as exc:  # every failure becomes a result, with its category
             error = _as_ingestion_error(source, exc)
+            status = "timeout" if isinstance(error, SourceTimeoutError) else "failed"
             duration = time.perf_counter() - started
             span.set_status(trace.Status(trace.StatusCode.ERROR, error.message))
             span.set_attributes({"error.type": type(error).__name__,
                                  "error.message": error.message,
                                  "error.category": error.category.value})
-            bound.warning("ingestion.failed", status="failed", error=str(error),
-                        category=error.category.value, duration_seconds=round(duration, 3))
+            bound.warning("ingestion.failed", status=status, error=str(error),
+                          category=error.category.value, duration_seconds=round(duration, 3))
             return IngestionResult(source=source.name, success=False,
                                    duration_seconds=duration, errors=(str(error),),
-                                   error_category=error.category.value)
+                                   error_category=error.category.value, status=status)
+        _log_evolution(bound, committed)
         tables = tuple(
             TableResult(table=f"{source.namespace}.{table}", resource=resource,
                         rows_loaded=int(row_counts.get(table, 0)),
                         bytes_written=result.bytes_written, snapshot_id=result.snapshot_id,
-                        total_rows=result.total_rows, new_columns=result.new_columns)
+                        total_rows=result.total_rows, new_columns=result.new_columns,
+                        type_changes=tuple(
+                            f"{c.column}: {c.old} -> {c.new}"
+                            + (f" ({c.variant})" if c.variant else "")
+                            for c in result.type_changes))
             for table, resource, result in committed)
         rows = sum(t.rows_loaded for t in tables)
         size = sum(t.bytes_written for t in tables)

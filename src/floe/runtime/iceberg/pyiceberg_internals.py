@@ -1,0 +1,51 @@
+"""Every private pyiceberg API floe relies on, in one place (pinned: pyiceberg 0.12).
+
+floe commits merges as one overwrite snapshot, which needs a few of pyiceberg's internal
+helpers (the public ``Transaction.upsert`` writes two snapshots and cannot run after a schema
+change in the same transaction).  Keeping them here, with ``tests/runtime/test_pyiceberg_fence.py``
+exercising each one, means a pyiceberg upgrade breaks one module and one test, not the runtime.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+from pyiceberg.expressions import BooleanExpression
+from pyiceberg.expressions.visitors import bind
+from pyiceberg.io import FileIO
+from pyiceberg.io.pyarrow import (
+    _dataframe_to_data_files,
+    _expression_to_complementary_pyarrow,
+    _pyarrow_to_schema_without_ids,
+)
+from pyiceberg.manifest import DataFile
+from pyiceberg.schema import Schema
+from pyiceberg.table import FileScanTask, Transaction
+from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.types import IcebergType
+
+
+def arrow_to_iceberg_type(arrow_type: pa.DataType) -> IcebergType:
+    """The Iceberg type pyiceberg would create for a column of ``arrow_type``."""
+    schema = _pyarrow_to_schema_without_ids(pa.schema([pa.field("c", arrow_type)]))
+    return schema.fields[0].field_type
+
+
+def complement_filter(expression: BooleanExpression, schema: Schema) -> Any:
+    """An Arrow filter keeping the rows ``expression`` does NOT match."""
+    return _expression_to_complementary_pyarrow(bind(schema, expression, case_sensitive=True),
+                                                schema)
+
+
+def data_files(metadata: TableMetadata, io: FileIO, data: pa.Table | pa.RecordBatchReader,
+               commit_uuid: Any, counter: itertools.count[int]) -> Iterable[DataFile]:
+    """Write ``data`` as Parquet data files of the table (not yet part of any snapshot)."""
+    return _dataframe_to_data_files(metadata, data, io, commit_uuid, counter)
+
+
+def files_matching(tx: Transaction, row_filter: BooleanExpression) -> Iterable[FileScanTask]:
+    """The data files of the transaction's current state that may hold matching rows."""
+    return tx._scan(row_filter=row_filter).plan_files()
