@@ -24,11 +24,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NoSuchTableError,
+    TableAlreadyExistsError,
+)
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import ArrowScan, schema_to_pyarrow
-from pyiceberg.table import Table, Transaction
+from pyiceberg.table import Table, TableProperties, Transaction
 from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.table.upsert_util import create_match_filter, has_duplicate_rows
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -106,12 +110,26 @@ def _incoming_schema(files: Sequence[str]) -> pa.Schema:
     return pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
 
 
+# pyiceberg (0.12+) re-applies a transaction by itself when the catalog reports a concurrent
+# commit, on the newer table and without asking us: that is how a second run's rows landed twice.
+# floe tables turn it off; floe's own retry re-checks the fence first.
+NO_BLIND_RETRY = {TableProperties.COMMIT_NUM_RETRIES: "0"}
+
+
 def _load_or_create(catalog: Catalog, load: TableLoad, incoming: pa.Schema
                     ) -> tuple[Table, bool]:
     try:
-        return catalog.load_table(load.identifier), False
+        table = catalog.load_table(load.identifier)
     except NoSuchTableError:
-        return catalog.create_table(load.identifier, schema=incoming), True
+        try:
+            return catalog.create_table(load.identifier, schema=incoming,
+                                        properties=NO_BLIND_RETRY), True
+        except TableAlreadyExistsError:  # another run created it a moment ago
+            table = catalog.load_table(load.identifier)
+    if table.metadata.properties.get(TableProperties.COMMIT_NUM_RETRIES) != "0":
+        with table.transaction() as tx:  # a table from before floe 0.2, or made by hand
+            tx.set_properties(NO_BLIND_RETRY)
+    return table, False
 
 
 def _fence(table: Table, load: TableLoad) -> None:
