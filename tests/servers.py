@@ -34,8 +34,11 @@ class Postgres:
 
     @property
     def url(self) -> str:
-        return (f"postgresql+psycopg2://{self.user}:{self.password}@127.0.0.1:{self.port}/"
-                f"{self.database}")
+        """The URL users write: plain ``postgresql://`` (SQLAlchemy 2.1 picks psycopg 3)."""
+        return self.url_for("postgresql")
+
+    def url_for(self, scheme: str) -> str:
+        return f"{scheme}://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
 
     def execute(self, sql: str) -> None:
         import psycopg2
@@ -83,7 +86,7 @@ def postgres_server() -> Iterator[Postgres]:
     run(str(bin_dir / "initdb"), "-D", str(data), "-U", pg.user, "--pwfile", str(pw_file),
         "-A", "scram-sha-256", "--no-sync")
     run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-        f"-p {pg.port} -h 127.0.0.1 -k {root} -F", "start")
+        f"-p {pg.port} -h 127.0.0.1 -k {root} -F -c wal_level=logical", "start")
     try:
         _createdb(pg)
         yield pg

@@ -50,7 +50,7 @@ def column_type(field: pa.Field) -> str:
 def main() -> None:
     url = os.environ.get("FLIGHTS_DB_URL")
     if not url:
-        raise SystemExit("set FLIGHTS_DB_URL, e.g. postgresql+psycopg2://user:pw@localhost/db")
+        raise SystemExit("set FLIGHTS_DB_URL, e.g. postgresql://user:pw@localhost/db")
     engine = sqlalchemy.create_engine(url)
     with engine.begin() as connection:
         connection.exec_driver_sql("DROP SCHEMA IF EXISTS nycflights13 CASCADE; "
@@ -63,7 +63,12 @@ def main() -> None:
             buffer = io.BytesIO()
             pa_csv.write_csv(table, buffer)
             buffer.seek(0)
-            cursor.copy_expert(f"COPY nycflights13.{name} FROM STDIN WITH CSV HEADER", buffer)
+            copy = f"COPY nycflights13.{name} FROM STDIN WITH CSV HEADER"
+            if hasattr(cursor, "copy_expert"):  # psycopg2 (postgresql+psycopg2://)
+                cursor.copy_expert(copy, buffer)
+            else:  # psycopg 3, what a plain postgresql:// URL uses
+                with cursor.copy(copy) as writer:
+                    writer.write(buffer.getvalue())
             print(f"nycflights13.{name}: {table.num_rows:,} rows")
 
 

@@ -11,7 +11,7 @@ import sqlalchemy
 
 url = os.environ.get("SHOP_DB_URL")
 if not url:
-    raise SystemExit("set SHOP_DB_URL, e.g. postgresql+psycopg2://user:password@localhost/shop")
+    raise SystemExit("set SHOP_DB_URL, e.g. postgresql://user:password@localhost/shop")
 with sqlalchemy.create_engine(url).begin() as connection:
     connection.exec_driver_sql(Path(sys.argv[1]).read_text())
 print(f"ran {sys.argv[1]}")

@@ -82,3 +82,30 @@ def test_missing_secret_is_a_configuration_error(tmp_path: Path) -> None:
     assert not result.success
     assert result.error_category == "CONFIGURATION"
     assert "secret 'CRM_DB_URL' is not set" in result.errors[0]
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg2", "postgresql+psycopg"])
+def test_the_urls_people_write_work(tmp_path: Path, postgres: Postgres, scheme: str) -> None:
+    """Plain postgresql:// is what most users write (SQLAlchemy 2.1 maps it to psycopg 3)."""
+    postgres.execute("""
+        DROP TABLE IF EXISTS customers;
+        CREATE TABLE customers (id int PRIMARY KEY, name text, updated_at timestamptz);
+        INSERT INTO customers VALUES (1, 'Alice', '2024-01-01T00:00:00Z');
+    """)
+    project = Project(tmp_path)
+    project.write(PROJECT.format(backend="pyarrow"))
+    result = project.run("crm", environ={"CRM_DB_URL": postgres.url_for(scheme)})
+    assert result.success, result.errors
+    assert [r["name"] for r in project.read("bronze.customers")] == ["Alice"]
+
+
+def test_a_missing_driver_names_the_package_to_install(tmp_path: Path,
+                                                       postgres: Postgres) -> None:
+    project = Project(tmp_path)
+    project.write(PROJECT.format(backend="pyarrow"))
+    result = project.run("crm", environ={"CRM_DB_URL": postgres.url_for("postgresql+pg8000")})
+    assert not result.success
+    assert result.error_category == "CONFIGURATION"
+    assert "the database driver pg8000 that this URL needs is not installed: pip install " \
+           "'pg8000'" in result.errors[0]
+    assert "dlt[sql-database]" not in result.errors[0]

@@ -140,7 +140,7 @@ def plan_schema(table_schema: Schema, incoming: pa.Schema, contract: SchemaContr
         if pa.types.is_null(column.type):  # no value yet: nothing to decide
             if name in existing:
                 target = schema_to_pyarrow(existing[name].field_type)
-                plan.projection[name] = pc.cast(ds.field(name), target)
+                plan.projection[name] = ds.field(name).cast(target)
             continue
         current = existing.get(name)
         if current is None:
@@ -151,8 +151,8 @@ def plan_schema(table_schema: Schema, incoming: pa.Schema, contract: SchemaContr
         old, arriving = current.field_type, arrow_to_iceberg_type(column.type)
         if fits(arriving, old):
             target = schema_to_pyarrow(old, include_field_ids=False)
-            plan.projection[name] = ds.field(name) if arriving == old else pc.cast(
-                ds.field(name), target)
+            plan.projection[name] = (ds.field(name) if arriving == old
+                                     else ds.field(name).cast(target))
             continue
         if contract == "freeze":
             raise _freeze(name, old, arriving)
@@ -173,7 +173,7 @@ def plan_schema(table_schema: Schema, incoming: pa.Schema, contract: SchemaContr
         held = existing.get(variant)
         if held is not None and fits(arriving, held.field_type):
             target = schema_to_pyarrow(held.field_type, include_field_ids=False)
-            plan.projection[variant] = pc.cast(ds.field(name), target)
+            plan.projection[variant] = ds.field(name).cast(target)
         else:
             plan.projection[variant] = ds.field(name)
             plan.new_columns.append(pa.field(variant, column.type))

@@ -55,7 +55,7 @@ from floe.runtime.ingestion.errors import (
     categorize_error,
 )
 from floe.runtime.ingestion.result import IngestionResult, TableResult
-from floe.runtime.ingestion.sources import build_source
+from floe.runtime.ingestion.sources import build_source, missing_driver
 
 # dlt sets its logger level from its own config on every pipeline; keep its chatter out of the
 # CLI unless the user asked for more (FLOE_LOG_LEVEL / --log-level still applies to floe's logs).
@@ -289,10 +289,15 @@ def _root_cause(error: BaseException) -> BaseException:
 
 def _as_ingestion_error(source: CompiledSource, error: BaseException) -> IngestionError:
     if isinstance(error, IngestionError):
+        if error.wraps_cause and not error.explicit_category:  # a wrapper: its cause decides
+            error.category = categorize_error(error)
         return error
     root = _root_cause(error)
     if isinstance(root, IngestionError):  # dlt wrapped one of ours (e.g. a timeout)
         return root
+    driver = missing_driver(root, source)
+    if driver is not None:
+        return driver
     category = categorize_error(error)
     message = f"{type(root).__name__}: {mask(str(root))}"
     kind = SourceConnectionError if category is ErrorCategory.TRANSIENT else IngestionError

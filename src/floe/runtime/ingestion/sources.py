@@ -23,6 +23,27 @@ _EXTRAS = {
     "rest_api": "dlt[rest_api]", "sql_database": "dlt[sql-database]",
     "filesystem": "dlt[filesystem]",
 }
+# database drivers SQLAlchemy imports by URL scheme -> the package that provides them
+DRIVER_PACKAGES = {
+    "psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pg8000": "pg8000",
+    "asyncpg": "asyncpg", "pymysql": "pymysql", "MySQLdb": "mysqlclient",
+    "mysql": "mysql-connector-python", "pyodbc": "pyodbc", "oracledb": "oracledb",
+    "cx_Oracle": "cx_Oracle", "pymssql": "pymssql", "snowflake": "snowflake-sqlalchemy",
+    "duckdb": "duckdb-engine", "connectorx": "connectorx",
+}
+
+
+def missing_driver(error: BaseException, source: CompiledSource
+                   ) -> MissingSourceDependencyError | None:
+    """A database driver missing for the URL's scheme, named with the package to install."""
+    name = (getattr(error, "name", None) or "").split(".")[0]
+    if not isinstance(error, ImportError) or name not in DRIVER_PACKAGES:
+        return None
+    return MissingSourceDependencyError(
+        f"the database driver {name} that this URL needs is not installed: pip install "
+        f"'{DRIVER_PACKAGES[name]}' (or pick an installed driver in the URL scheme, e.g. "
+        "postgresql+psycopg2://)", source_type=source.source_type,
+        destination_table=source.destination_table, pipeline_name=source.pipeline_name)
 
 
 def resolved_config(source: CompiledSource, environ: Mapping[str, str] | None = None
@@ -199,6 +220,9 @@ def build_source(source: CompiledSource, project_root: Path,
         else:
             dlt_source = _filesystem(config, source, project_root)
     except ImportError as exc:
+        driver = missing_driver(exc, source)
+        if driver is not None:
+            raise driver from exc
         raise MissingSourceDependencyError(
             f"the {source.source_type} source needs an optional package ({exc.name}): "
             f"pip install '{_EXTRAS[source.source_type]}'",
