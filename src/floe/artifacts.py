@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from floe.errors import ArtifactError
 
-ARTIFACTS_VERSION = "1.0"
+ARTIFACTS_VERSION = "1.1"
 """Bump the minor for additive changes readers may ignore, the major for breaking ones."""
 ARTIFACTS_SCHEMA_URL = "https://floe.dev/schemas/compiled_artifacts/v1.json"
 DEFAULT_ARTIFACTS_PATH = Path("target") / "compiled_artifacts.json"
@@ -135,6 +135,9 @@ class CompiledSource(_Frozen):
     resources: tuple[str, ...] = Field(
         default=(), description="dlt resource names known at compile time (one asset each)"
     )
+    schema_asset: str | None = Field(
+        default=None, description="sql_database without tables: the one asset for the whole "
+        "schema (its tables are reflected at run time, never when loading definitions)")
     write_mode: WriteMode
     merge_strategy: MergeStrategy | None = None
     primary_key: tuple[str, ...] = ()

@@ -72,6 +72,16 @@ def test_merge_strategy_without_merge(tmp_path: Path) -> None:
         "this source uses append"]
 
 
+def test_replace_with_a_cursor_is_an_error_with_a_hint(tmp_path: Path) -> None:
+    """The second run would replace the whole table by the rows newer than the cursor."""
+    text = VALID.replace("    source_type: filesystem", "    source_type: filesystem\n"
+                         "    write_mode: replace\n    cursor_field: updated_at")
+    assert errors_of(tmp_path, text) == [
+        "10:19: sources[0].cursor_field: cursor_field cannot be used with write_mode replace: "
+        "each run would replace the table with only the rows newer than the cursor"]
+    assert "write_mode: append" in hints_of(tmp_path, text)[0]
+
+
 @pytest.mark.parametrize("cron", ["61 * * * *", "* * *", "every hour", "0 0 * * * *"])
 def test_bad_cron(tmp_path: Path, cron: str) -> None:
     text = VALID.replace("    source_type: filesystem", "    source_type: filesystem\n"

@@ -75,7 +75,13 @@ def test_checks_say_what_failed_on_bad_data(tmp_path: Path) -> None:
     rows[0]["id"] = 17
     drop_orders(tmp_path, rows)
     result = _materialize(tmp_path)
-    assert result.success, "failed checks do not fail the load"
+    # error-severity checks block: the run fails as `floe run` exits 1, the load stays landed
+    assert not result.success
+    assert len(result.get_asset_materialization_events()) == 1
+    assert len(write_project(tmp_path).read("bronze.orders")) == 10
+    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "blocking asset checks failed with ERROR severity" in str(
+        failure[0].event_specific_data)
     outcomes = _checks(result)
     assert outcomes["row_count"] == (True, "10 rows")
     assert outcomes["not_null__id__status"] == (False, "1 null values in status")

@@ -68,11 +68,12 @@ def test_failed_checks_post_check_failure(tmp_path: Path, httpserver: HTTPServer
     drop_orders(tmp_path, [{"id": 1, "status": "new", "updated_at": stale}])
     with dg.instance_for_test() as instance:
         defs, result = _run(tmp_path, instance)
-        assert result.success
+        assert not result.success  # freshness has error severity: it blocks
         context = dg.build_run_status_sensor_context(
-            sensor_name="notify_0_on_success", dagster_instance=instance,
-            dagster_run=result.dagster_run, dagster_event=result.get_run_success_event())
-        defs.resolve_sensor_def("notify_0_on_success")(context)
+            sensor_name="notify_0_on_failure", dagster_instance=instance,
+            dagster_run=result.dagster_run, dagster_event=result.get_run_failure_event(),
+        ).for_run_failure()
+        defs.resolve_sensor_def("notify_0_on_failure")(context)
     [body] = _bodies(httpserver)
     assert body["status"] == "check_failure"
     assert body["error"] == "failed checks: ingestion__orders__orders:freshness__updated_at"

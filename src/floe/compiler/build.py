@@ -105,6 +105,8 @@ def _source(spec: SourceSpec, defaults: Defaults, product: str) -> CompiledSourc
         namespace=namespace,
         table=table or None,
         resources=tuple(names),
+        schema_asset=str(spec.source_config.get("schema") or "all_tables")
+        if spec.source_type == "sql_database" and not names else None,
         write_mode=write_mode,
         merge_strategy=(spec.merge_strategy or defaults.merge_strategy or "upsert")
         if write_mode == "merge" else None,

@@ -104,6 +104,13 @@ def _check_write_mode(
             (*path, "merge_strategy"), f"merge_strategy only applies to write_mode merge, "
             f"but this source uses {mode}",
             "remove merge_strategy, or set `write_mode: merge`")
+    if mode == "replace" and source.get("cursor_field") not in (None, ""):
+        yield where.diagnostic(
+            (*path, "cursor_field"), "cursor_field cannot be used with write_mode replace: "
+            "each run would replace the table with only the rows newer than the cursor",
+            "use `write_mode: append` (keep every new row) or `write_mode: merge` with a "
+            "primary_key (keep the newest version of each row); or drop cursor_field to "
+            "reload everything")
     if isinstance(primary_key, list) and len(set(map(str, primary_key))) != len(primary_key):
         yield where.diagnostic((*path, "primary_key"), "primary_key lists a column twice")
 

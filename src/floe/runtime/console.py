@@ -146,19 +146,22 @@ def _notify(artifacts: CompiledArtifacts, sources: Sequence[CompiledSource],
 
 def _print_summary(console: Console, sources: Sequence[CompiledSource],
                    results: Sequence[IngestionResult]) -> None:
-    table = Table("source", "table", "rows", "bytes", "seconds", "status",
+    table = Table("source", "table", "rows", "bytes", "seconds", "status", "schema changes",
                   title=f"floe run: {len(results)} source(s)")
+    statuses = {"success": "[green]ok[/green]", "timeout": "[red]timeout[/red]"}
     for source, result in zip(sources, results, strict=True):
-        status = "[green]ok[/green]" if result.success else "[red]failed[/red]"
+        status = statuses.get(result.status, "[red]failed[/red]")
         if result.success and not result.tables:
             table.add_row(source.name, source.destination_table, "0", _size(0),
-                          f"{result.duration_seconds:.1f}", status)
+                          f"{result.duration_seconds:.1f}", status, "")
         for item in result.tables:
+            changes = [f"+{c}" for c in item.new_columns] + list(item.type_changes)
             table.add_row(source.name, item.table, f"{item.rows_loaded:,}",
-                          _size(item.bytes_written), f"{result.duration_seconds:.1f}", status)
+                          _size(item.bytes_written), f"{result.duration_seconds:.1f}", status,
+                          ", ".join(changes))
         if not result.success:
             table.add_row(source.name, source.destination_table, "-", "-",
-                          f"{result.duration_seconds:.1f}", status)
+                          f"{result.duration_seconds:.1f}", status, "")
     console.print(table)
     for result in results:
         for error in result.errors:

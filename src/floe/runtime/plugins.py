@@ -52,6 +52,7 @@ class IngestionConfig:
     project_root: Path
     full_refresh: bool = False
     resources: tuple[str, ...] | None = None  # a subset of the source's dlt resources
+    retry_here: bool = True  # False when the orchestrator retries the step (Dagster)
 
 
 class IngestionPlugin(ABC):

@@ -10,7 +10,7 @@ the decorated functions when they are defined.
 
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,8 @@ class FloeTranslator(DagsterDltTranslator):
         assert self.artifacts is not None and self.source is not None
         source, resource = self.source, data.resource.name
         table = f"{source.namespace}.{source.table_for(resource)}"
+        if resource == source.schema_asset:
+            table = f"{source.namespace}.* (every table of schema {resource})"
         description = source.description or f"{source.source_type} source {source.name}"
         return dg.AssetSpec(
             key=asset_key(source, resource),
@@ -90,9 +92,37 @@ def _unchanged(source: CompiledSource, resource: str, plugin: DltIngestionPlugin
                        total_rows=total_rows(snapshot))
 
 
+def _schema_materialization(source: CompiledSource, key: dg.AssetKey,
+                            result: IngestionResult) -> dg.MaterializeResult[Any]:
+    """The whole-schema asset: what every reflected table of the schema got."""
+    return dg.MaterializeResult(asset_key=key, metadata={
+        "rows_loaded": sum(t.rows_loaded for t in result.tables),
+        "bytes_written": sum(t.bytes_written for t in result.tables),
+        "duration_seconds": round(result.duration_seconds, 3),
+        "source_type": source.source_type,
+        "tables": dg.MetadataValue.json({t.table: t.rows_loaded for t in result.tables}),
+        **_evolution_metadata(result.tables)})
+
+
+def _evolution_metadata(tables: Iterable[TableResult]) -> dict[str, Any]:
+    """New and retyped columns, so a schema change is visible on the asset's page."""
+    new = [f"{t.table}.{c}" for t in tables for c in t.new_columns]
+    changed = [f"{t.table}.{c}" for t in tables for c in t.type_changes]
+    metadata: dict[str, Any] = {}
+    if new:
+        metadata["new_columns"] = dg.MetadataValue.json(new)
+    if changed:
+        metadata["type_changes"] = dg.MetadataValue.json(changed)
+    return metadata
+
+
 def _materializations(source: CompiledSource, keys: dict[dg.AssetKey, str],
                       result: IngestionResult, plugin: DltIngestionPlugin
                       ) -> Iterator[dg.MaterializeResult[Any]]:
+    if source.schema_asset is not None:
+        for key in keys:
+            yield _schema_materialization(source, key, result)
+        return
     tables: dict[str | None, TableResult] = {t.resource: t for t in result.tables}
     for key, resource in keys.items():
         table = tables.get(resource) or _unchanged(source, resource, plugin)
@@ -107,6 +137,8 @@ def _materializations(source: CompiledSource, keys: dict[dg.AssetKey, str],
             metadata["snapshot_id"] = str(table.snapshot_id)
         if table is not None and table.total_rows is not None:
             metadata["dagster/row_count"] = table.total_rows
+        if table is not None:
+            metadata.update(_evolution_metadata([table]))
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
@@ -138,11 +170,18 @@ def ingestion_assets(artifacts: CompiledArtifacts, source: CompiledSource,
 
     @dlt_assets(dlt_source=dlt_source, dlt_pipeline=pipeline,
                 name=_NOT_A_NAME.sub("_", f"ingestion__{source.name}"),
+                # runs of one source queue when the instance limits pools (writer fencing keeps
+                # them safe when it does not)
+                pool=_NOT_A_NAME.sub("_", f"floe_{source.name}"),
                 dagster_dlt_translator=FloeTranslator(artifacts=artifacts, source=source))
     def _ingest(context: AssetExecutionContext) -> Iterator[dg.MaterializeResult[Any]]:
         selected = {k: r for k, r in resources.items() if k in context.selected_asset_keys}
         subset = tuple(selected.values()) if len(selected) < len(resources) else None
-        config = IngestionConfig(source, artifacts.environment, project_root, resources=subset)
+        if source.schema_asset is not None:
+            subset = None
+        # Dagster's RetryPolicy retries the step: floe does not retry inside it as well
+        config = IngestionConfig(source, artifacts.environment, project_root, resources=subset,
+                                 retry_here=False)
         with lineage_run(artifacts, source, list(selected.values())) as lineage:
             result = plugin.run(plugin.create_pipeline(config))
             lineage.finish(result.success, "; ".join(result.errors))
@@ -158,10 +197,12 @@ def ingestion_assets(artifacts: CompiledArtifacts, source: CompiledSource,
 def quality_checks(source: CompiledSource, resource: str, plugin: DltIngestionPlugin
                    ) -> dg.AssetChecksDefinition | None:
     """The source's ``checks:`` on one resource's table, read after each materialization."""
-    if not source.checks:
-        return None
+    if not source.checks or source.schema_asset is not None:
+        return None  # a whole-schema asset has no one table to check (floe run checks each)
     key = asset_key(source, resource)
-    specs = [dg.AssetCheckSpec(check_name(c), asset=key, description=describe(c))
+    # error-severity checks block: a failing one fails the run, as it fails `floe run`
+    specs = [dg.AssetCheckSpec(check_name(c), asset=key, description=describe(c),
+                               blocking=c.severity == "error")
              for c in source.checks]
     identifier = (source.namespace, source.table_for(resource))
 

@@ -52,15 +52,23 @@ def notification_sensors(artifacts: CompiledArtifacts) -> Iterator[dg.SensorDefi
 def _sensors_for(artifacts: CompiledArtifacts, index: int, notification: NotificationConfig
                  ) -> Iterator[dg.SensorDefinition]:
     running = dg.DefaultSensorStatus.RUNNING
-    if "failure" in notification.on:
+    if "failure" in notification.on or "check_failure" in notification.on:
         @dg.run_failure_sensor(name=f"notify_{index}_on_failure", default_status=running)
         def _on_failure(context: dg.RunFailureSensorContext) -> None:
             error = context.failure_event.message or "run failed"
             step_failures = context.get_step_failure_events()
-            if step_failures:
-                data = step_failures[0].step_failure_data
-                error = data.error.message.strip() if data and data.error else error
-            _send(artifacts, notification, "failure", context, error)
+            errors = [e.step_failure_data.error for e in step_failures
+                      if e.step_failure_data and e.step_failure_data.error]
+            if errors:
+                error = errors[0].message.strip()
+            # a run failed only by blocking (error-severity) checks is a check failure
+            if errors and all(e.cls_name == "DagsterAssetCheckFailedError" for e in errors):
+                if "check_failure" in notification.on:
+                    _send(artifacts, notification, "check_failure", context,
+                          f"failed checks: {', '.join(_failed_checks(context))}")
+                return
+            if "failure" in notification.on:
+                _send(artifacts, notification, "failure", context, error)
 
         yield _on_failure
     if "success" in notification.on or "check_failure" in notification.on:

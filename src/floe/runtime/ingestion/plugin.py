@@ -89,12 +89,18 @@ class DltIngestionPlugin(IngestionPlugin):
                                   f"pip install '{extra}'") from exc
 
     def health_check(self) -> HealthStatus:
+        """About now: the shared connection is reused, but asked again every time."""
         if self.environment is None:
             return HealthStatus(HealthState.DEGRADED, "no environment configured")
+        catalog_config = self.environment.catalog
         try:
-            self._catalog(self.environment, self.project_root)
+            self._catalog(self.environment, self.project_root).list_namespaces()
         except SourceConnectionError as exc:
             return HealthStatus(HealthState.UNHEALTHY, exc.message)
+        except Exception as exc:
+            return HealthStatus(HealthState.UNHEALTHY,
+                                f"Iceberg catalog {catalog_config.uri or catalog_config.type} "
+                                f"is not reachable: {type(exc).__name__}: {mask(str(exc))}")
         return HealthStatus(HealthState.HEALTHY,
                             f"catalog {self.environment.catalog.name} reachable")
 
@@ -135,4 +141,5 @@ class DltIngestionPlugin(IngestionPlugin):
             raise TypeError("run() takes the pipeline returned by create_pipeline()")
         config = pipeline.config
         return run_source(config.source, pipeline.catalog, config.project_root,
-                          full_refresh=config.full_refresh, resources=config.resources)
+                          full_refresh=config.full_refresh, resources=config.resources,
+                          retry_here=config.retry_here)

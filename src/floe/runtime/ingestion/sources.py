@@ -136,7 +136,9 @@ def _sql_database(config: dict[str, Any], project_root: Path) -> DltSource:
         chunk_size=config.get("chunk_size", 100_000),
         reflection_level=config.get("reflection_level", "full"),
         include_views=config.get("include_views", False),
-        defer_table_reflect=True,
+        # listed tables are reflected when first read; a whole schema has to be listed, which
+        # happens here, at run time (Dagster definitions use the compiled schema asset instead)
+        defer_table_reflect=bool(config.get("tables")),
         # the other backends (sqlalchemy, pandas, connectorx) keep dlt's own loaders
         table_loader_class=_arrow_tuple_loader() if backend == "pyarrow" else None,
     )
