@@ -14,7 +14,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from floe.artifacts import CatalogConfig, EnvironmentConfig
-from floe.runtime.ingestion.plugin import connect_catalog
+from floe.runtime.ingestion.plugin import DltIngestionPlugin, connect_catalog
+from floe.runtime.plugins import HealthState
 
 
 def _catalog_server(httpserver: HTTPServer) -> list[Request]:
@@ -59,3 +60,19 @@ def test_no_delegation_asked_unless_configured(
     monkeypatch.setenv("CATALOG_TOKEN", "cat-tok-2")
     connect_catalog(_environment(httpserver, vended=False), tmp_path)
     assert seen and all(r.headers.get("X-Iceberg-Access-Delegation") == "" for r in seen)
+
+
+def test_health_check_answers_about_now(
+        httpserver: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection is shared, but every health check asks the catalog again."""
+    _catalog_server(httpserver)
+    monkeypatch.setenv("CATALOG_TOKEN", "cat-tok-3")
+    plugin = DltIngestionPlugin(_environment(httpserver, vended=False), tmp_path)
+    assert plugin.health_check().state is HealthState.HEALTHY
+    httpserver.clear()  # the catalog goes away
+    httpserver.expect_request("/v1/namespaces").respond_with_data("down", status=503)
+    status = plugin.health_check()
+    assert status.state is HealthState.UNHEALTHY
+    assert status.message.startswith(f"Iceberg catalog {httpserver.url_for('/').rstrip('/')} "
+                                     "is not reachable: ServiceUnavailableError")
+    assert "cat-tok-3" not in status.message

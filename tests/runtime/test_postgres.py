@@ -73,6 +73,7 @@ def test_wrong_password_fails_without_leaking_it(tmp_path: Path, postgres: Postg
     assert not result.success
     assert "not-the-pw-4242" not in result.errors[0]
     assert "password authentication failed" in result.errors[0]
+    assert result.error_category == "PERMANENT"  # not retried: it will not get better
 
 
 def test_missing_secret_is_a_configuration_error(tmp_path: Path) -> None:

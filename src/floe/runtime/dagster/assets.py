@@ -147,15 +147,16 @@ def described_source(source: CompiledSource, project_root: Path) -> DltSource:
 
     Asset specs only need names, and the artifact already has them; building the real source
     would parse credentials (which need secrets that a code location may not have at load
-    time) and cost more per source.  A ``sql_database`` source that lists no tables is the
-    exception: its tables are only known by reflecting the database.
+    time) and cost more per source.  A ``sql_database`` source that lists no tables has one
+    asset for its whole schema (``schema_asset``): its tables are reflected at run time.
     """
-    if not source.resources:
+    names = source.resources or ((source.schema_asset,) if source.schema_asset else ())
+    if not names:
         return build_source(source, project_root)
 
     @dlt.source(name=source.name)
     def compiled() -> Any:
-        return [dlt.resource([], name=name) for name in source.resources]
+        return [dlt.resource([], name=name) for name in names]
 
     return compiled()
 

@@ -166,18 +166,20 @@ def _http(code: int) -> ErrorCategory:
 
 def _database(item: BaseException) -> ErrorCategory | None:
     """DB-API errors (psycopg2, psycopg, sqlite3, pymysql...): SQLSTATE first, then class."""
-    if type(item).__name__ not in _DBAPI or "sqlalchemy" in type(item).__module__:
-        return None  # SQLAlchemy's wrapper: its .orig decides
+    # the driver's subclasses (psycopg's UndefinedTable...) count as their DB-API class
+    kind = next((k.__name__ for k in type(item).__mro__ if k.__name__ in _DBAPI), None)
+    if kind is None or "sqlalchemy" in type(item).__module__:
+        return None  # not a DB-API error, or SQLAlchemy's wrapper: its .orig decides
     sqlstate = getattr(item, "pgcode", None) or getattr(item, "sqlstate", None)
     if isinstance(sqlstate, str) and sqlstate[:2] in _SQLSTATE:
         return _SQLSTATE[sqlstate[:2]]
     text = str(item).lower()
-    if type(item).__name__ == "OperationalError":
+    if kind == "OperationalError":
         if any(marker in text for marker in _AUTH_FAILURES):
             return ErrorCategory.PERMANENT
         if ("database" in text and "does not exist" in text) or "unknown database" in text:
             return ErrorCategory.CONFIGURATION
-    return _DBAPI[type(item).__name__]
+    return _DBAPI[kind]
 
 
 def _classify(item: BaseException) -> ErrorCategory | None:
