@@ -155,7 +155,8 @@ def _print_summary(console: Console, sources: Sequence[CompiledSource],
             table.add_row(source.name, source.destination_table, "0", _size(0),
                           f"{result.duration_seconds:.1f}", status, "")
         for item in result.tables:
-            changes = [f"+{c}" for c in item.new_columns] + list(item.type_changes)
+            changes = ([f"+{c}" for c in item.new_columns] + list(item.type_changes)
+                       + [f"renamed {r}" for r in item.renamed])
             table.add_row(source.name, item.table, f"{item.rows_loaded:,}",
                           _size(item.bytes_written), f"{result.duration_seconds:.1f}", status,
                           ", ".join(changes))

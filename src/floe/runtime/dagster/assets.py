@@ -108,7 +108,10 @@ def _evolution_metadata(tables: Iterable[TableResult]) -> dict[str, Any]:
     """New and retyped columns, so a schema change is visible on the asset's page."""
     new = [f"{t.table}.{c}" for t in tables for c in t.new_columns]
     changed = [f"{t.table}.{c}" for t in tables for c in t.type_changes]
+    renamed = [f"{t.table}.{r}" for t in tables for r in t.renamed]
     metadata: dict[str, Any] = {}
+    if renamed:
+        metadata["renamed_columns"] = dg.MetadataValue.json(renamed)
     if new:
         metadata["new_columns"] = dg.MetadataValue.json(new)
     if changed:

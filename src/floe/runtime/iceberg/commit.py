@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -46,6 +46,7 @@ from floe.runtime.iceberg.pyiceberg_internals import (
     files_matching,
 )
 from floe.runtime.iceberg.state import read_source_state, snapshot_properties
+from floe.runtime.ingestion.column_identity import renames
 from floe.runtime.ingestion.errors import ConcurrentLoadError
 
 _ROW_INDEX = "__floe_row_index"
@@ -68,6 +69,7 @@ class TableLoad:
     source_key: str = ""
     expected_token: str | None = UNFENCED
     recreate: bool = False  # --full-refresh: the table takes the source's current schema
+    source_columns: dict[str, str] | None = None  # {attnum: name} at the source (PostgreSQL)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class CommitResult:
     type_changes: tuple[TypeChange, ...] = ()
     before_snapshot_id: int | None = None
     created: bool = False
+    renamed: tuple[tuple[str, str], ...] = ()
 
 
 def total_rows(snapshot: Snapshot | None) -> int | None:
@@ -231,8 +234,16 @@ def _commit_once(catalog: Catalog, load: TableLoad, incoming: pa.Schema) -> Comm
     _fence(table, load)
     before = table.current_snapshot()
     before_id = before.snapshot_id if before is not None else None
-    props = snapshot_properties(table, load.source_key, load.state, load.load_id)
+    props = snapshot_properties(table, load.source_key, load.state, load.load_id,
+                                load.source_columns)
+    renamed = [] if load.recreate else renames(
+        read_source_state(table, load.source_key).columns, load.source_columns,
+        table.schema().column_names)
     with table.transaction() as tx:
+        if renamed:  # same field id: older snapshots read under the new name
+            with tx.update_schema() as update:
+                for old, new in renamed:
+                    update.rename_column(old, new)
         if load.recreate and not created:
             _recreate_schema(tx, incoming)
         plan = plan_schema(tx.table_metadata.schema(), incoming, load.schema_contract,
@@ -250,7 +261,8 @@ def _commit_once(catalog: Catalog, load: TableLoad, incoming: pa.Schema) -> Comm
             empty = schema_to_pyarrow(tx.table_metadata.schema()).empty_table()
             tx.append(empty, snapshot_properties=props)
     # the committed transaction has already refreshed `table` with the catalog's answer
-    return _summarize(table, before_id, load.identifier, plan, created)
+    return replace(_summarize(table, before_id, load.identifier, plan, created),
+                   renamed=tuple(renamed))
 
 
 def _summarize(table: Table, before_id: int | None, identifier: tuple[str, str],

@@ -32,6 +32,7 @@ class SourceState:
 
     load_id: str | None
     state: dict[str, Any] | None
+    columns: dict[str, str] | None = None  # the source's {attnum: name} (PostgreSQL only)
 
     @property
     def token(self) -> str | None:
@@ -70,7 +71,7 @@ def read_source_state(table: Table, source_key: str) -> SourceState:
                                else None, dlt_json.typed_loads(legacy))
         return SourceState(None, None)
     record: dict[str, Any] = dlt_json.typed_loads(raw)
-    return SourceState(record.get("load_id"), record.get("state"))
+    return SourceState(record.get("load_id"), record.get("state"), record.get("columns"))
 
 
 def read_committed_state(table: Table, source_key: str) -> dict[str, Any] | None:
@@ -79,10 +80,13 @@ def read_committed_state(table: Table, source_key: str) -> dict[str, Any] | None
 
 
 def snapshot_properties(table: Table, source_key: str, state: dict[str, Any] | None,
-                        load_id: str) -> dict[str, str]:
+                        load_id: str, columns: dict[str, str] | None = None) -> dict[str, str]:
     """Summary properties for a new snapshot: this source's new record, the others' carried."""
     props = _records(_floe_snapshot(table))
+    record: dict[str, Any] = {"load_id": load_id, "state": state}
+    if columns:
+        record["columns"] = columns
     # dlt's typed JSON keeps datetimes and decimals as such: cursors compare by type
-    props[STATE_PREFIX + source_key] = dlt_json.typed_dumps({"load_id": load_id, "state": state})
+    props[STATE_PREFIX + source_key] = dlt_json.typed_dumps(record)
     props[LOAD_ID_PROPERTY] = load_id
     return props

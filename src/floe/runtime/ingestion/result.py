@@ -15,6 +15,7 @@ class TableResult:
     total_rows: int | None = None  # rows in the table after this load
     new_columns: tuple[str, ...] = ()
     type_changes: tuple[str, ...] = ()  # "amount: long -> double (amount__v_double)"
+    renamed: tuple[str, ...] = ()  # "email -> email_address" (PostgreSQL attnum)
 
 
 @dataclass(frozen=True)

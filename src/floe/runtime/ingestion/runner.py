@@ -45,6 +45,7 @@ from floe.runtime.iceberg.commit import (
     undo_commit,
 )
 from floe.runtime.iceberg.state import SourceState, read_source_state
+from floe.runtime.ingestion.column_identity import ColumnIds, source_column_ids
 from floe.runtime.ingestion.deadline import Deadline
 from floe.runtime.ingestion.errors import (
     DestinationWriteError,
@@ -55,7 +56,7 @@ from floe.runtime.ingestion.errors import (
     categorize_error,
 )
 from floe.runtime.ingestion.result import IngestionResult, TableResult
-from floe.runtime.ingestion.sources import build_source, missing_driver
+from floe.runtime.ingestion.sources import build_source, missing_driver, resolved_config
 
 # dlt sets its logger level from its own config on every pipeline; keep its chatter out of the
 # CLI unless the user asked for more (FLOE_LOG_LEVEL / --log-level still applies to floe's logs).
@@ -130,8 +131,10 @@ def _resource_state(pipeline: Pipeline, resource: str, only_resource: bool
 
 class _Extracted:
     def __init__(self, pipeline: Pipeline, info: NormalizeInfo, resources: list[str],
-                 transformers: set[str], tokens: dict[str, str | None] | None) -> None:
+                 transformers: set[str], tokens: dict[str, str | None] | None,
+                 column_ids: dict[str, ColumnIds]) -> None:
         self.pipeline = pipeline
+        self.column_ids = column_ids  # source table -> {attnum: name} (PostgreSQL)
         self.info = info
         self.resources = resources
         self.transformers = transformers  # resources fed by another resource (children)
@@ -169,9 +172,14 @@ def _extract(source: CompiledSource, catalog: Catalog, project_root: Path, workd
         restored = _restore_states(catalog, source, resources)
         _inject_states(pipeline, source, resources, restored)
         tokens = {table: record.token for table, record in restored.items()}
+    column_ids: dict[str, ColumnIds] = {}
+    if source.source_type == "sql_database":
+        config = resolved_config(source, environ)
+        column_ids = source_column_ids(config.get("credentials"), config.get("schema"),
+                                       config.get("tables"))
     pipeline.extract(dlt_source)
     info = pipeline.normalize()
-    return _Extracted(pipeline, info, resources, transformers, tokens)
+    return _Extracted(pipeline, info, resources, transformers, tokens, column_ids)
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -252,7 +260,8 @@ def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
             state=_resource_state(extracted.pipeline, resource, len(extracted.resources) == 1)
             if resource else None,
             load_id=extracted.load_id(), source_key=source.pipeline_name,
-            expected_token=token, recreate=full_refresh)
+            expected_token=token, recreate=full_refresh,
+            source_columns=extracted.column_ids.get(resource) if resource else None)
         try:
             results.append((table, resource, commit_table_load(catalog, load)))
         except Exception as exc:
@@ -309,9 +318,10 @@ def _as_ingestion_error(source: CompiledSource, error: BaseException) -> Ingesti
 def _log_evolution(bound: Any, committed: list[tuple[str, str | None, CommitResult]]) -> None:
     """FR-035: every schema change a load made is an INFO event, by table."""
     for _, _, result in committed:
-        if result.new_columns or result.type_changes:
+        if result.new_columns or result.type_changes or result.renamed:
             bound.info("schema.evolved", table=".".join(result.identifier),
                        new_columns=list(result.new_columns),
+                       renamed=[f"{old} -> {new}" for old, new in result.renamed],
                        type_changes=[f"{c.column}: {c.old} -> {c.new}"
                                      + (f" (values in {c.variant})" if c.variant else "")
                                      for c in result.type_changes])
@@ -365,7 +375,8 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
                         type_changes=tuple(
                             f"{c.column}: {c.old} -> {c.new}"
                             + (f" ({c.variant})" if c.variant else "")
-                            for c in result.type_changes))
+                            for c in result.type_changes),
+                        renamed=tuple(f"{old} -> {new}" for old, new in result.renamed))
             for table, resource, result in committed)
         rows = sum(t.rows_loaded for t in tables)
         size = sum(t.bytes_written for t in tables)
