@@ -40,6 +40,14 @@ def test_checks_jobs_retries_schedules_and_sensors(tmp_path: Path) -> None:
     assert check_names == {"row_count", "not_null__id__status", "unique__id",
                            "accepted_values__status", "freshness__updated_at"}
 
+    blocking = {spec.name: spec.blocking for checks in defs.asset_checks or []
+                for spec in checks.check_specs}
+    assert blocking["row_count"] is True  # error severity: a failure fails the run
+
+    [orders] = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)
+                and dg.AssetKey("ingestion__orders__orders") in a.keys]
+    assert orders.node_def.pool == "floe_orders"  # runs of one source can queue on it
+
     job = defs.resolve_job_def("ingest__orders")
     assert job.tags["dagster/max_runtime"] == "600"
     retry = job.op_retry_policy

@@ -4,6 +4,9 @@ sources, schema changes in metadata."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -196,3 +199,69 @@ def test_new_columns_are_in_the_materialization_metadata(tmp_path: Path) -> None
     run = dg.materialize(assets)
     [event] = run.get_asset_materialization_events()
     assert event.materialization.metadata["new_columns"].value == ["bronze.orders.email"]
+
+
+MANY_PROJECT = """\
+apiVersion: floe.dev/v1
+kind: DataProduct
+metadata: {name: shop, version: 1.0.0}
+sources:
+""" + "".join(f"""\
+  - name: {name}
+    source_type: filesystem
+    destination_table: bronze.{table}
+    source_config: {{bucket_url: landing/{name}, file_glob: "*.jsonl", format: jsonl}}
+""" for name, table in [("eu", "orders"), ("us", "orders"), ("apac", "orders"),
+                        ("clicks", "clicks"), ("views", "views")])
+
+
+def test_multiprocess_executor_materializes_many_assets_at_once(tmp_path: Path) -> None:
+    """Five assets in one run, each step in its own process, three of them committing to one
+    shared table at the same moment: every row once, every source's cursor kept."""
+    project = Project(tmp_path)
+    project.write(MANY_PROJECT)
+    project.compile()
+    expected: dict[str, int] = {"orders": 0, "clicks": 0, "views": 0}
+    for name, table in [("eu", "orders"), ("us", "orders"), ("apac", "orders"),
+                        ("clicks", "clicks"), ("views", "views")]:
+        folder = tmp_path / "landing" / name
+        folder.mkdir(parents=True)
+        rows = [{"id": f"{name}-{i}", "source": name} for i in range(50)]
+        (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        expected[table] += len(rows)
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+           "FLOE_ARTIFACTS": str(tmp_path / "target" / "compiled_artifacts.json")}
+    (tmp_path / "dagster_home").mkdir()
+    for attempt in range(2):  # the second run finds nothing new
+        done = subprocess.run(
+            [sys.executable, "-m", "dagster", "asset", "materialize", "--select", "*", "-m",
+             "floe.runtime.dagster.definitions"], cwd=tmp_path, env=env, capture_output=True,
+            text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "multiprocess executor" in done.stdout + done.stderr
+        for table, count in expected.items():
+            ids = [r["id"] for r in project.read(f"bronze.{table}")]
+            assert len(ids) == len(set(ids)) == count, (attempt, table)
+
+
+def test_floe_run_shows_timeouts_and_schema_changes(tmp_path: Path, api: str) -> None:
+    """What a user sees: the status `timeout` with exit 1, and new columns in the table."""
+    floe = str(Path(sys.executable).parent / "floe")
+    project = Project(tmp_path)
+    project.write(API_PROJECT.format(url=api) + "".join(FILES_PROJECT.split("sources:\n")[1:]))
+    drop_orders(tmp_path, [{"id": 1}], "a.jsonl")
+    env = {**os.environ, "COLUMNS": "200", "RUNTIME__REQUEST_MAX_ATTEMPTS": "1"}
+    assert subprocess.run([floe, "compile"], cwd=tmp_path, env=env).returncode == 0
+    slow = subprocess.run([floe, "run", "--select", "slow"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    assert slow.returncode == 1
+    assert "timeout" in slow.stdout
+    assert "timed out after 1 s (timeout_seconds)" in slow.stdout
+    assert subprocess.run([floe, "run", "--select", "orders"], cwd=tmp_path,
+                          env=env, capture_output=True).returncode == 0
+    drop_orders(tmp_path, [{"id": 2, "email": "b@x"}], "b.jsonl")
+    evolved = subprocess.run([floe, "run", "--select", "orders"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True)
+    assert evolved.returncode == 0, evolved.stdout + evolved.stderr
+    assert "schema changes" in evolved.stdout
+    assert "+email" in evolved.stdout

@@ -1,0 +1,66 @@
+"""Contract test for the pyiceberg internals floe relies on (runtime/iceberg/pyiceberg_internals)
+and for the one behaviour of pyiceberg floe turns off (blind commit retries).  A pyiceberg
+upgrade that changes any of them fails here first."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from pyiceberg.catalog import Catalog
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.expressions import EqualTo
+from pyiceberg.types import DecimalType, LongType, StringType
+
+from floe.runtime.iceberg.commit import NO_BLIND_RETRY
+from floe.runtime.iceberg.pyiceberg_internals import (
+    arrow_to_iceberg_type,
+    complement_filter,
+    data_files,
+    files_matching,
+)
+
+ROWS = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "name": ["a", "b", "c"]})
+
+
+def _catalog(tmp_path: Path) -> Catalog:
+    catalog = SqlCatalog("t", uri=f"sqlite:///{tmp_path}/c.db",
+                         warehouse=(tmp_path / "w").as_uri())
+    catalog.create_namespace("ns")
+    return catalog
+
+
+def test_the_internals_floe_uses(tmp_path: Path) -> None:
+    assert arrow_to_iceberg_type(pa.int64()) == LongType()
+    assert arrow_to_iceberg_type(pa.string()) == StringType()
+    assert arrow_to_iceberg_type(pa.decimal128(14, 2)) == DecimalType(14, 2)
+    table = _catalog(tmp_path).create_table(("ns", "t"), schema=ROWS.schema)
+    table.append(ROWS)
+    keep = complement_filter(EqualTo("id", 2), table.schema())
+    assert ROWS.filter(keep)["id"].to_pylist() == [1, 3]
+    with table.transaction() as tx:
+        assert len(list(files_matching(tx, EqualTo("id", 2)))) == 1
+        written = list(data_files(tx.table_metadata, table.io, ROWS, uuid.uuid4(),
+                                  itertools.count(0)))
+        assert sum(f.record_count for f in written) == 3
+
+
+@pytest.mark.parametrize("blind_retry", [True, False])
+def test_commit_retries_are_what_floe_turns_off(tmp_path: Path, blind_retry: bool) -> None:
+    """Left on, pyiceberg re-applies a raced append on the newer table: rows land twice."""
+    catalog = _catalog(tmp_path)
+    properties = {} if blind_retry else NO_BLIND_RETRY
+    catalog.create_table(("ns", "t"), schema=ROWS.schema, properties=properties)
+    first, second = catalog.load_table(("ns", "t")), catalog.load_table(("ns", "t"))
+    first.append(ROWS)
+    if blind_retry:
+        second.append(ROWS)  # pyiceberg retried on its own
+        assert len(catalog.load_table(("ns", "t")).scan().to_arrow()) == 6
+    else:
+        with pytest.raises(CommitFailedException):
+            second.append(ROWS)
+        assert len(catalog.load_table(("ns", "t")).scan().to_arrow()) == 3
