@@ -113,6 +113,11 @@ def test_two_sources_sharing_a_table_keep_their_own_cursors(tmp_path: Path) -> N
     _drop(tmp_path, "us/b.jsonl", {"id": 3, "region": "us"})
     assert project.run("us").rows_loaded == 1
     assert project.run("eu").rows_loaded == 0
+    # a full refresh of one source empties the table of everyone's rows: the other source's
+    # cursor goes with them, so its next run loads its files again instead of losing them
+    assert project.run("eu", full_refresh=True).rows_loaded == 1
+    assert project.run("us").rows_loaded == 2
+    assert [r["id"] for r in project.read("bronze.orders")] == [1, 2, 3]
 
 
 def test_a_failed_parent_commit_takes_back_its_children(

@@ -235,7 +235,7 @@ def _commit_once(catalog: Catalog, load: TableLoad, incoming: pa.Schema) -> Comm
     before = table.current_snapshot()
     before_id = before.snapshot_id if before is not None else None
     props = snapshot_properties(table, load.source_key, load.state, load.load_id,
-                                load.source_columns)
+                                load.source_columns, carry_others=load.write_mode != "replace")
     renamed = [] if load.recreate else renames(
         read_source_state(table, load.source_key).columns, load.source_columns,
         table.schema().column_names)

@@ -80,9 +80,14 @@ def read_committed_state(table: Table, source_key: str) -> dict[str, Any] | None
 
 
 def snapshot_properties(table: Table, source_key: str, state: dict[str, Any] | None,
-                        load_id: str, columns: dict[str, str] | None = None) -> dict[str, str]:
-    """Summary properties for a new snapshot: this source's new record, the others' carried."""
-    props = _records(_floe_snapshot(table))
+                        load_id: str, columns: dict[str, str] | None = None,
+                        carry_others: bool = True) -> dict[str, str]:
+    """Summary properties for a new snapshot: this source's new record, the others' carried.
+
+    A replace empties the table of every source's rows, so it carries no other source's
+    cursor (``carry_others=False``): their next run loads everything again.
+    """
+    props = _records(_floe_snapshot(table)) if carry_others else {}
     record: dict[str, Any] = {"load_id": load_id, "state": state}
     if columns:
         record["columns"] = columns
