@@ -21,7 +21,7 @@ from floe.runtime.iceberg import commit as commit_module
 from floe.runtime.iceberg.state import read_committed_state
 from floe.runtime.ingestion import runner
 from tests.runtime.harness import Project
-from tests.runtime.test_rest_api import CHILD_PROJECT
+from tests.runtime.test_rest_api import CHILD_PROJECT, serve_orders_with_items
 
 SQLITE_APPEND = """\
 apiVersion: floe.dev/v1
@@ -124,11 +124,7 @@ def test_a_failed_parent_commit_takes_back_its_children(
         tmp_path: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Children commit first; if the parent (which holds the cursor) then fails, the
     children's commit is rolled back, so the next run fetches them again exactly once."""
-    httpserver.expect_request("/orders").respond_with_json(
-        {"data": [{"id": 7, "status": "new"}, {"id": 9, "status": "paid"}]})
-    for order_id, skus in ((7, ["MUG", "CAP"]), (9, ["TEE"])):
-        httpserver.expect_request(f"/orders/{order_id}/items").respond_with_json(
-            [{"sku": sku, "qty": 1} for sku in skus])
+    serve_orders_with_items(httpserver)
     project = Project(tmp_path)
     project.write(CHILD_PROJECT.format(url=httpserver.url_for("/").rstrip("/")))
     real = commit_module.commit_table_load

@@ -175,14 +175,19 @@ sources:
 """
 
 
-def test_child_resource_is_called_per_parent_row(tmp_path: Path,
-                                                 httpserver: HTTPServer) -> None:
-    """A dependent resource (dlt's ``resolve``): one request per order, its own table."""
+def serve_orders_with_items(httpserver: HTTPServer) -> None:
+    """Two orders, and their items one request per order (for CHILD_PROJECT)."""
     httpserver.expect_request("/orders").respond_with_json(
         {"data": [{"id": 7, "status": "new"}, {"id": 9, "status": "paid"}]})
     for order_id, skus in ((7, ["MUG", "CAP"]), (9, ["TEE"])):
         httpserver.expect_request(f"/orders/{order_id}/items").respond_with_json(
             [{"sku": sku, "qty": 1} for sku in skus])
+
+
+def test_child_resource_is_called_per_parent_row(tmp_path: Path,
+                                                 httpserver: HTTPServer) -> None:
+    """A dependent resource (dlt's ``resolve``): one request per order, its own table."""
+    serve_orders_with_items(httpserver)
     project = Project(tmp_path)
     project.write(CHILD_PROJECT.format(url=httpserver.url_for("/").rstrip("/")))
     result = project.run("shop_api")
