@@ -22,7 +22,8 @@ ARTIFACTS_VERSION = "1.1"
 ARTIFACTS_SCHEMA_URL = "https://floe.dev/schemas/compiled_artifacts/v1.json"
 DEFAULT_ARTIFACTS_PATH = Path("target") / "compiled_artifacts.json"
 
-SourceType = Literal["rest_api", "sql_database", "filesystem"]
+SourceType = Literal["rest_api", "sql_database", "filesystem", "postgres_cdc"]
+Deletes = Literal["hard", "soft"]
 WriteMode = Literal["append", "replace", "merge"]
 MergeStrategy = Literal["upsert", "delete-insert"]
 SchemaContract = Literal["evolve", "freeze", "discard_value"]
@@ -141,6 +142,11 @@ class CompiledSource(_Frozen):
     write_mode: WriteMode
     merge_strategy: MergeStrategy | None = None
     primary_key: tuple[str, ...] = ()
+    deletes: Deletes = Field(
+        default="hard", description="hard: a deleted row leaves Bronze; soft: it stays with "
+        "_floe_deleted_at (postgres_cdc) or its delete_column marker")
+    delete_column: str | None = Field(
+        default=None, description="merge: a row whose column is true / non-null deletes its key")
     cursor_field: str | None = None
     cursor_initial_value: str | int | float | None = None
     schema_contract: SchemaContract

@@ -88,8 +88,16 @@ def pipeline_name(product: str, source: str) -> str:
     return f"{product.replace('-', '_')}__{source}"
 
 
+def replication_names(product: str, source: str, config: dict[str, Any]) -> dict[str, Any]:
+    """postgres_cdc: the slot and publication, defaulted (slot names allow [a-z0-9_] only)."""
+    slot = str(config.get("slot_name") or re.sub(r"[^a-z0-9_]", "_", f"floe_{product}_{source}"))
+    return {**config, "schema": config.get("schema") or "public", "slot_name": slot,
+            "publication_name": config.get("publication_name") or slot}
+
+
 def _source(spec: SourceSpec, defaults: Defaults, product: str) -> CompiledSource:
-    write_mode = spec.write_mode or defaults.write_mode or "append"
+    cdc = spec.source_type == "postgres_cdc"
+    write_mode = "merge" if cdc else spec.write_mode or defaults.write_mode or "append"
     namespace, _, table = spec.destination_table.partition(".")
     names = resource_names(spec.source_type, spec.source_config)
     if spec.source_type == "filesystem":
@@ -111,6 +119,8 @@ def _source(spec: SourceSpec, defaults: Defaults, product: str) -> CompiledSourc
         merge_strategy=(spec.merge_strategy or defaults.merge_strategy or "upsert")
         if write_mode == "merge" else None,
         primary_key=(primary_key,) if isinstance(primary_key, str) else tuple(primary_key or ()),
+        deletes=spec.deletes or "hard",
+        delete_column=spec.delete_column,
         cursor_field=spec.cursor_field,
         cursor_initial_value=spec.cursor_initial_value,
         schema_contract=spec.schema_contract or defaults.schema_contract or "evolve",
@@ -119,7 +129,8 @@ def _source(spec: SourceSpec, defaults: Defaults, product: str) -> CompiledSourc
         if cron else None,
         timeout_seconds=spec.timeout_seconds or defaults.timeout_seconds,
         checks=tuple(_check(c) for c in spec.checks),
-        source_config=spec.source_config,
+        source_config=replication_names(product, spec.name, spec.source_config) if cdc
+        else spec.source_config,
     )
 
 

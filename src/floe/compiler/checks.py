@@ -39,7 +39,12 @@ _SOURCE_CONFIG_KEYS: dict[str, dict[str, str]] = {
         "bucket_url": "string", "file_glob": "string", "format": "string",
         "credentials": "mapping", "encoding": "string", "delimiter": "string",
     },
+    "postgres_cdc": {
+        "credentials": "string", "schema": "string", "tables": "list",
+        "slot_name": "string", "publication_name": "string",
+    },
 }
+_SLOT_NAME = re.compile(r"^[a-z0-9_]{1,63}$")
 _SQL_BACKENDS = ("sqlalchemy", "pyarrow", "connectorx", "pandas")
 _FILE_FORMATS = ("csv", "jsonl", "parquet")
 _REFLECTION_LEVELS = ("minimal", "full", "full_with_precision")
@@ -92,9 +97,29 @@ def check_project(
 def _check_write_mode(
     source: dict[str, Any], defaults: dict[str, Any], path: KeyPath, where: SourceMap
 ) -> Iterator[Diagnostic]:
+    primary_key = source.get("primary_key")
+    if source.get("source_type") == "postgres_cdc":
+        if "write_mode" in source and source["write_mode"] != "merge":
+            yield where.diagnostic(
+                (*path, "write_mode"), f"postgres_cdc always merges; write_mode "
+                f"{source['write_mode']} cannot apply",
+                "remove write_mode: changes are upserted by primary key and deletes remove rows")
+        if "delete_column" in source:
+            yield where.diagnostic(
+                (*path, "delete_column"), "postgres_cdc knows deletes from the replication "
+                "stream; delete_column does not apply", "remove delete_column")
+        return
     mode = source.get("write_mode", defaults.get("write_mode", "append"))
     mode_path = (*path, "write_mode") if "write_mode" in source else (*path, "name")
-    primary_key = source.get("primary_key")
+    if "delete_column" in source and mode != "merge":
+        yield where.diagnostic(
+            (*path, "delete_column"), f"delete_column only applies to write_mode merge, but "
+            f"this source uses {mode}",
+            "set `write_mode: merge` with a primary_key, or remove delete_column")
+    if source.get("deletes") == "soft" and "delete_column" not in source:
+        yield where.diagnostic(
+            (*path, "deletes"), "deletes: soft needs a delete_column on this source type",
+            "add `delete_column: is_deleted` (soft keeps the row with its marker)")
     if mode == "merge" and primary_key in (None, "", []):
         yield where.diagnostic(
             mode_path, "write_mode merge needs a primary_key",
@@ -144,7 +169,7 @@ def resource_names(source_type: Any, config: dict[str, Any]) -> list[str]:
             if isinstance(name, str):
                 names.append(name)
         return names
-    if source_type == "sql_database":
+    if source_type in ("sql_database", "postgres_cdc"):
         return [t for t in _list(config.get("tables")) if isinstance(t, str)]
     return []
 
@@ -169,6 +194,8 @@ def _check_source_config(
         yield from _check_rest_api(config, config_path, where)
     elif source_type == "sql_database":
         yield from _check_sql_database(config, config_path, where)
+    elif source_type == "postgres_cdc":
+        yield from _check_postgres_cdc(config, config_path, where)
     else:
         yield from _check_filesystem(config, config_path, where)
     destination = source.get("destination_table")
@@ -227,6 +254,20 @@ def _check_sql_database(config: dict[str, Any], path: KeyPath, where: SourceMap
     chunk = config.get("chunk_size")
     if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
         yield where.diagnostic((*path, "chunk_size"), "chunk_size must be a positive integer")
+
+
+def _check_postgres_cdc(config: dict[str, Any], path: KeyPath, where: SourceMap
+                        ) -> Iterator[Diagnostic]:
+    yield from _require(config, "credentials", path, where, "postgres_cdc",
+                        "credentials: \"{{ secret('DB_URL') }}\" (postgresql://...)")
+    yield from _require(config, "tables", path, where, "postgres_cdc",
+                        "tables: [customers, orders] (the tables to replicate)")
+    for key in ("slot_name", "publication_name"):
+        name = config.get(key)
+        if isinstance(name, str) and not _SLOT_NAME.match(name):
+            yield where.diagnostic(
+                (*path, key), f"'{name}' is not a valid PostgreSQL {key.replace('_', ' ')}",
+                "lowercase letters, digits and underscores, at most 63")
 
 
 def _check_filesystem(config: dict[str, Any], path: KeyPath, where: SourceMap

@@ -111,6 +111,12 @@ class SourceSpec(_Spec):
     write_mode: WriteMode | None = None
     merge_strategy: MergeStrategy | None = None
     primary_key: str | list[str] | None = None
+    deletes: Literal["hard", "soft"] | None = Field(
+        default=None, description="hard (default): deleted rows leave Bronze; soft: they stay, "
+        "marked (_floe_deleted_at for postgres_cdc, the delete_column otherwise)")
+    delete_column: str | None = Field(
+        default=None, description="merge only: a row whose column is true (boolean) or "
+        "non-null (timestamp) removes its key from Bronze")
     cursor_field: str | None = None
     cursor_initial_value: str | int | float | None = None
     schema_contract: SchemaContract | None = None

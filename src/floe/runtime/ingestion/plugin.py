@@ -72,7 +72,7 @@ class DltIngestionPlugin(IngestionPlugin):
     def metadata(self) -> PluginMetadata:
         return PluginMetadata(
             name="dlt", version=__version__, floe_api_version=FLOE_API_VERSION,
-            source_types=("rest_api", "sql_database", "filesystem"),
+            source_types=("rest_api", "sql_database", "filesystem", "postgres_cdc"),
             write_modes=("append", "replace", "merge"),
             schema_contracts=("evolve", "freeze", "discard_value"))
 
