@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import (
@@ -70,6 +71,9 @@ class TableLoad:
     expected_token: str | None = UNFENCED
     recreate: bool = False  # --full-refresh: the table takes the source's current schema
     source_columns: dict[str, str] | None = None  # {attnum: name} at the source (PostgreSQL)
+    delete_files: Sequence[str] = ()  # merge: parquet files of primary keys to remove
+    delete_column: str | None = None  # merge: rows marked here remove their key (hard deletes)
+    truncate: bool = False  # merge: the source emptied the table before these rows
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,8 @@ def _overwrite(tx: Transaction, io: FileIO, delete_filter: BooleanExpression,
                                                     counter):
                             snapshot.append_data_file(data_file)
                 snapshot.delete_data_file(task.file)
+        if isinstance(data, pa.Table) and not data.num_rows:
+            return  # only deletes: no new file (an empty one would not be a valid data file)
         for data_file in data_files(metadata, io, data, snapshot.commit_uuid, counter):
             snapshot.append_data_file(data_file)
 
@@ -199,13 +205,36 @@ def _write(tx: Transaction, io: FileIO, load: TableLoad, incoming: pa.Schema, pl
     # merge: the rows whose key arrives are replaced by the load.  upsert keeps one row per key
     # (the last one sent); delete-insert keeps the load as sent.  (pyiceberg's
     # Transaction.upsert also cannot compare rows once the schema evolved in the same
-    # transaction.)
+    # transaction.)  Keys in delete files, and rows marked in delete_column, are removed.
     keys = list(load.primary_key)
     df = plan.read_all(load.files, incoming)
     if load.merge_strategy != "delete-insert":
         df = _dedupe_last(df, keys)
-    if df.num_rows:
-        _overwrite(tx, io, create_match_filter(df, keys), df, props)
+    removed = [_delete_keys(load.delete_files, df.select(keys).schema)]
+    if load.delete_column and load.delete_column in df.column_names:
+        marked = _marked(df[load.delete_column])
+        removed.append(df.filter(marked).select(keys))
+        df = df.filter(pc.invert(marked))
+    gone = pa.concat_tables(removed)
+    if load.truncate:
+        _overwrite(tx, io, AlwaysTrue(), df, props)
+    elif df.num_rows or gone.num_rows:
+        match = pa.concat_tables([df.select(keys), gone])
+        _overwrite(tx, io, create_match_filter(match, keys), df, props)
+
+
+def _marked(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A delete marker: true for a boolean column, non-null for anything else."""
+    if pa.types.is_boolean(column.type):
+        return pc.fill_null(column, False)
+    return pc.is_valid(column)
+
+
+def _delete_keys(files: Sequence[str], keys: pa.Schema) -> pa.Table:
+    if not files:
+        return keys.empty_table()
+    return ds.dataset(list(files), format="parquet").to_table(
+        columns={f.name: ds.field(f.name).cast(f.type) for f in keys})
 
 
 def _recreate_schema(tx: Transaction, incoming: pa.Schema) -> None:

@@ -195,19 +195,37 @@ def _log_retry(source: CompiledSource) -> Any:
     return _before_sleep
 
 
+def _retrying(source: CompiledSource, retry_here: bool) -> Retrying:
+    retry = source.retry
+    return Retrying(
+        retry=retry_if_exception(_is_transient),
+        stop=stop_after_attempt(retry.max_retries + 1 if retry_here else 1),
+        wait=wait_exponential(multiplier=retry.initial_delay_seconds,
+                              min=retry.initial_delay_seconds, max=retry.max_delay_seconds),
+        before_sleep=_log_retry(source), reraise=True)
+
+
+def _replicate(source: CompiledSource, catalog: Catalog, workroot: Path, full_refresh: bool,
+               environ: Mapping[str, str] | None, deadline: Deadline, retry_here: bool
+               ) -> tuple[list[tuple[str, str | None, CommitResult]], dict[str, int]]:
+    """postgres_cdc: its own reader (logical replication), the same commits and fencing."""
+    from floe.runtime.cdc.load import load_changes
+
+    config = resolved_config(source, environ)
+    for attempt in _retrying(source, retry_here):
+        with attempt:
+            return load_changes(source, catalog, config, workroot, full_refresh, deadline,
+                                f"{time.time():.6f}")
+    raise AssertionError("unreachable: tenacity reraises")
+
+
 def extract_with_retry(source: CompiledSource, catalog: Catalog, project_root: Path,
                        workroot: Path, full_refresh: bool, environ: Mapping[str, str] | None,
                        selected: Sequence[str] | None = None, retry_here: bool = True
                        ) -> _Extracted:
     """``retry_here=False`` when an orchestrator retries the whole step (Dagster's
     RetryPolicy): retries live in one layer, so attempts stay ``max_retries + 1``."""
-    retry = source.retry
-    attempts = Retrying(
-        retry=retry_if_exception(_is_transient),
-        stop=stop_after_attempt(retry.max_retries + 1 if retry_here else 1),
-        wait=wait_exponential(multiplier=retry.initial_delay_seconds,
-                              min=retry.initial_delay_seconds, max=retry.max_delay_seconds),
-        before_sleep=_log_retry(source), reraise=True)
+    attempts = _retrying(source, retry_here)
     for number, attempt in enumerate(attempts):
         with attempt:
             workdir = workroot / f"attempt-{number}"
@@ -346,13 +364,18 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
         bound.info("ingestion.start", status="running", full_refresh=full_refresh)
         try:
             with tempfile.TemporaryDirectory(prefix="floe-dlt-") as workroot:
-                with deadline.interrupting("extracting"):
-                    extracted = extract_with_retry(source, catalog, project_root,
-                                                   Path(workroot), full_refresh, environ,
-                                                   resources, retry_here)
-                deadline.check("extracting")
-                committed = _commit_all(source, catalog, extracted, full_refresh)
-                row_counts = extracted.info.row_counts
+                if source.source_type == "postgres_cdc":
+                    committed, row_counts = _replicate(source, catalog, Path(workroot),
+                                                       full_refresh, environ, deadline,
+                                                       retry_here)
+                else:
+                    with deadline.interrupting("extracting"):
+                        extracted = extract_with_retry(source, catalog, project_root,
+                                                       Path(workroot), full_refresh, environ,
+                                                       resources, retry_here)
+                    deadline.check("extracting")
+                    committed = _commit_all(source, catalog, extracted, full_refresh)
+                    row_counts = extracted.info.row_counts
         except Exception as exc:  # every failure becomes a result, with its category
             error = _as_ingestion_error(source, exc)
             status = "timeout" if isinstance(error, SourceTimeoutError) else "failed"

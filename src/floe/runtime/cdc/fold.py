@@ -1,0 +1,134 @@
+"""Fold a run's changes into what Bronze needs: per table, the last version of each key, the
+keys to remove, and whether the table was truncated.
+
+A key inserted and deleted between two runs never reaches Bronze (hard deletes); an update that
+changes the primary key removes the old key; an unchanged TOASTed value keeps the value of the
+row's previous version (from this run's fold, or else from Bronze, filled in by the caller).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+from floe.runtime.cdc.pgoutput import UNCHANGED
+
+LSN_COLUMN = "_floe_lsn"
+COMMITTED_COLUMN = "_floe_committed_at"
+DELETED_COLUMN = "_floe_deleted_at"
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+Row = dict[str, Any]
+Key = tuple[Any, ...]
+
+
+def arrow_type(type_oid: int, typmod: int) -> pa.DataType:
+    """The Arrow (and so Iceberg) type of a PostgreSQL column; anything else stays text."""
+    simple = {16: pa.bool_(), 20: pa.int64(), 21: pa.int64(), 23: pa.int64(),
+              700: pa.float64(), 701: pa.float64(), 1082: pa.date32(), 1083: pa.time64("us"),
+              1114: pa.timestamp("us"), 1184: _TIMESTAMP, 17: pa.binary()}
+    if type_oid in simple:
+        return simple[type_oid]
+    if type_oid == 1700:  # numeric(p, s); unconstrained numeric as dlt does: (38, 9)
+        if typmod < 4:
+            return pa.decimal128(38, 9)
+        precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
+        return pa.decimal128(precision, scale) if precision <= 38 else pa.string()
+    return pa.string()
+
+
+@dataclass
+class _Version:
+    row: Row | None  # None: deleted
+    lsn: int
+    committed_at: dt.datetime
+
+
+@dataclass
+class TableFold:
+    key: tuple[str, ...]
+    types: dict[str, pa.DataType] = field(default_factory=dict)  # column -> type, in order
+    versions: dict[Key, _Version] = field(default_factory=dict)
+    truncated: bool = False
+    changes: int = 0
+
+    def key_of(self, row: Row) -> Key:
+        return tuple(row.get(name) for name in self.key)
+
+    def upsert(self, row: Row, lsn: int, committed_at: dt.datetime) -> None:
+        key = self.key_of(row)
+        before = self.versions.get(key)
+        if before is not None and before.row is not None:
+            row = {n: before.row.get(n) if v is UNCHANGED else v for n, v in row.items()}
+        self.versions[key] = _Version(row, lsn, committed_at)
+        self.changes += 1
+
+    def delete(self, old: Row, lsn: int, committed_at: dt.datetime) -> None:
+        self.versions[self.key_of(old)] = _Version(None, lsn, committed_at)
+        self.changes += 1
+
+    def truncate(self) -> None:
+        self.versions.clear()
+        self.truncated = True
+        self.changes += 1
+
+    def unchanged_keys(self) -> list[Key]:
+        """Keys whose newest version still misses a TOASTed value (Bronze has it)."""
+        return [k for k, v in self.versions.items()
+                if v.row is not None and any(x is UNCHANGED for x in v.row.values())]
+
+    def deleted_keys(self) -> list[Key]:
+        return [k for k, v in self.versions.items() if v.row is None]
+
+    def upserts(self, soft_deleted: dict[Key, Row] | None = None) -> pa.Table:
+        """The live rows (and, for soft deletes, the deleted rows with their marker)."""
+        rows: list[Row] = []
+        lsns: list[int] = []
+        times: list[dt.datetime] = []
+        deleted_at: list[dt.datetime | None] = []
+        for key, version in self.versions.items():
+            if version.row is not None:
+                rows.append(version.row)
+                deleted_at.append(None)
+            elif soft_deleted is not None and key in soft_deleted:
+                rows.append(soft_deleted[key])
+                deleted_at.append(version.committed_at)
+            else:
+                continue
+            lsns.append(version.lsn)
+            times.append(version.committed_at)
+        columns = {name: pa.array([_plain(r.get(name), kind) for r in rows], kind)
+                   for name, kind in self.types.items()}
+        columns[LSN_COLUMN] = pa.array(lsns, pa.int64())
+        columns[COMMITTED_COLUMN] = pa.array(times, _TIMESTAMP)
+        if soft_deleted is not None:
+            columns[DELETED_COLUMN] = pa.array(deleted_at, _TIMESTAMP)
+        return pa.table(columns)
+
+    def deletes(self) -> pa.Table:
+        keys = self.deleted_keys()
+        return pa.table({name: pa.array([k[i] for k in keys], self.types[name])
+                         for i, name in enumerate(self.key)})
+
+
+def _plain(value: Any, kind: pa.DataType) -> Any:
+    """A loaded value as its Arrow column takes it (text columns keep PostgreSQL's text)."""
+    if value is UNCHANGED:
+        return None
+    if pa.types.is_string(kind) and value is not None and not isinstance(value, str):
+        if isinstance(value, list | dict):
+            return json.dumps(value, default=str)
+        return str(value)
+    if pa.types.is_floating(kind) and isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def row_of(names: Sequence[str], values: Sequence[Any]) -> Row:
+    return dict(zip(names, values, strict=True))
