@@ -23,6 +23,13 @@ def postgres() -> Iterator[Postgres]:
 
 
 @pytest.fixture(scope="session")
+def postgres_without_logical_wal() -> Iterator[Postgres]:
+    """A server left at the default wal_level (replica), as many are."""
+    with postgres_server(wal_level="replica") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def rest_catalog() -> Iterator[RestCatalog]:
     with rest_catalog_server() as server:
         yield server

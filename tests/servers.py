@@ -64,7 +64,7 @@ def _pg_bin() -> Path:
 
 
 @contextmanager
-def postgres_server() -> Iterator[Postgres]:
+def postgres_server(wal_level: str = "logical") -> Iterator[Postgres]:
     """initdb + pg_ctl in a temp dir, as the `postgres` user when we are root."""
     bin_dir = _pg_bin()
     root = Path(tempfile.mkdtemp(prefix="floe-pg-"))
@@ -86,7 +86,7 @@ def postgres_server() -> Iterator[Postgres]:
     run(str(bin_dir / "initdb"), "-D", str(data), "-U", pg.user, "--pwfile", str(pw_file),
         "-A", "scram-sha-256", "--no-sync")
     run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-        f"-p {pg.port} -h 127.0.0.1 -k {root} -F -c wal_level=logical", "start")
+        f"-p {pg.port} -h 127.0.0.1 -k {root} -F -c wal_level={wal_level}", "start")
     try:
         _createdb(pg)
         yield pg

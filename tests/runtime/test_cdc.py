@@ -221,3 +221,98 @@ def test_json_text_and_types_arrive_as_postgres_has_them(
     assert types["id"] == "long"
     ada = next(r for r in table.scan().to_arrow().to_pylist() if r["id"] == 1)
     assert json.loads(ada["tags"]) == {"vip": True}
+
+
+def _fails_with(project: Project, environ: dict[str, str], message: str) -> None:
+    result = project.run(project_source(project), environ=environ)
+    assert not result.success
+    assert result.error_category == "CONFIGURATION"
+    assert message in result.errors[0], result.errors[0]
+    assert ("bronze",) not in project.catalog().list_namespaces() or \
+        ("bronze", "customers") not in project.catalog().list_tables("bronze")
+
+
+def test_wal_level_not_logical_says_how_to_fix_it(
+        tmp_path: Path, postgres_without_logical_wal: Postgres) -> None:
+    postgres_without_logical_wal.execute(SCHEMA)
+    project = Project(tmp_path)
+    project.write(PROJECT.format(name="walcheck", extra=""))
+    _fails_with(project, {"SHOP_PG_URL": postgres_without_logical_wal.url},
+                "PostgreSQL wal_level is replica, logical replication needs logical: run "
+                "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL")
+
+
+def test_a_role_without_replication_is_named(
+        shop: tuple[Project, dict[str, str]], postgres: Postgres) -> None:
+    project, _ = shop
+    postgres.execute("""
+        DROP ROLE IF EXISTS reader; CREATE ROLE reader LOGIN PASSWORD 'reader-pw';
+        GRANT SELECT ON customers, orders TO reader;
+    """)
+    url = postgres.url.replace(f"{postgres.user}:{postgres.password}", "reader:reader-pw")
+    _fails_with(project, {"SHOP_PG_URL": url},
+                "role reader lacks the REPLICATION attribute: run ALTER ROLE reader "
+                "REPLICATION;")
+
+
+def test_a_missing_table_is_named(shop: tuple[Project, dict[str, str]],
+                                  postgres: Postgres) -> None:
+    project, environ = shop
+    postgres.execute("DROP TABLE orders")
+    _fails_with(project, environ, "table public.orders does not exist: create it, or remove "
+                "it from source_config.tables")
+
+
+def test_a_table_without_key_or_full_identity_is_named(
+        shop: tuple[Project, dict[str, str]], postgres: Postgres) -> None:
+    project, environ = shop
+    postgres.execute("ALTER TABLE orders DROP CONSTRAINT orders_pkey")
+    _fails_with(project, environ, "table orders has no primary key and no REPLICA IDENTITY "
+                "FULL")
+
+
+def test_a_slot_in_use_elsewhere_is_reported(
+        shop: tuple[Project, dict[str, str]], postgres: Postgres) -> None:
+    import psycopg2
+    from psycopg2.extras import LogicalReplicationConnection
+
+    project, environ = shop
+    name = project_source(project)
+    assert project.run(name, environ=environ).success
+    other = psycopg2.connect(host="127.0.0.1", port=postgres.port, user=postgres.user,
+                             password=postgres.password, dbname=postgres.database,
+                             connection_factory=LogicalReplicationConnection)
+    try:
+        other.cursor().start_replication(
+            slot_name=f"floe_shop_{name}", decode=False,
+            options={"proto_version": "1", "publication_names": f"floe_shop_{name}"})
+        _fails_with_slot(project, environ, name)
+    finally:
+        other.close()
+
+
+def _fails_with_slot(project: Project, environ: dict[str, str], name: str) -> None:
+    result = project.run(name, environ=environ)
+    assert not result.success
+    assert f"replication slot floe_shop_{name} is active in another process" in \
+        result.errors[0]
+
+
+def test_columns_added_and_retyped_follow_the_evolution_rules(
+        shop: tuple[Project, dict[str, str]], postgres: Postgres) -> None:
+    project, environ = shop
+    name = project_source(project)
+    assert project.run(name, environ=environ).success
+    postgres.execute("""
+        ALTER TABLE customers ADD COLUMN tier text;
+        ALTER TABLE orders ALTER COLUMN customer_id TYPE bigint;
+        ALTER TABLE customers ALTER COLUMN balance TYPE numeric(14,2);
+        UPDATE customers SET tier = 'gold', balance = 123456789012.34 WHERE id = 1;
+        INSERT INTO orders VALUES (13, 3000000000, 1.0, 'big customer id');
+    """)
+    result = project.run(name, environ=environ)
+    assert result.success, result.errors
+    assert_bronze_equals_source(project, postgres)
+    types = {f.name: str(f.field_type) for f in project.catalog().load_table(
+        ("bronze", "customers")).schema().fields}
+    assert types["tier"] == "string" and types["balance"] == "decimal(14, 2)"

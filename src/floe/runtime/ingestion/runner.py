@@ -279,6 +279,8 @@ def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
             if resource else None,
             load_id=extracted.load_id(), source_key=source.pipeline_name,
             expected_token=token, recreate=full_refresh,
+            # soft deletes keep the marked row as it came: only hard ones remove the key
+            delete_column=source.delete_column if root and source.deletes == "hard" else None,
             source_columns=extracted.column_ids.get(resource) if resource else None)
         try:
             results.append((table, resource, commit_table_load(catalog, load)))

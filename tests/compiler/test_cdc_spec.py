@@ -1,0 +1,75 @@
+"""postgres_cdc and delete markers in floe.yaml: defaults, and every mistake located."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.compiler.helpers import compile_text, errors_of, hints_of
+
+CDC = """\
+apiVersion: floe.dev/v1
+kind: DataProduct
+metadata: {name: my-shop, version: 1.0.0}
+sources:
+  - name: shop
+    source_type: postgres_cdc
+    destination_table: bronze
+    source_config:
+      credentials: "{{ secret('SHOP_PG_URL') }}"
+      tables: [customers, orders]
+"""
+
+
+def test_defaults(tmp_path: Path) -> None:
+    [source] = compile_text(tmp_path, CDC, environ={"SHOP_PG_URL": "x"}).sources
+    assert source.write_mode == "merge" and source.deletes == "hard"
+    assert source.resources == ("customers", "orders")
+    assert source.source_config["slot_name"] == "floe_my_shop_shop"
+    assert source.source_config["publication_name"] == "floe_my_shop_shop"
+    assert source.source_config["schema"] == "public"
+    assert source.source_config["credentials"] == "${secret:SHOP_PG_URL}"
+
+
+def test_another_write_mode_is_an_error_with_a_hint(tmp_path: Path) -> None:
+    text = CDC.replace("    destination_table: bronze\n",
+                       "    destination_table: bronze\n    write_mode: append\n")
+    assert errors_of(tmp_path, text) == [
+        "8:17: sources[0].write_mode: postgres_cdc always merges; write_mode append cannot "
+        "apply"]
+    assert "upserted by primary key" in hints_of(tmp_path, text)[0]
+
+
+def test_tables_are_required_and_slot_names_checked(tmp_path: Path) -> None:
+    text = CDC.replace("      tables: [customers, orders]\n",
+                       "      slot_name: Bad-Slot\n")
+    assert errors_of(tmp_path, text) == [
+        "9:7: sources[0].source_config: postgres_cdc source_config needs 'tables'",
+        "10:18: sources[0].source_config.slot_name: 'Bad-Slot' is not a valid PostgreSQL "
+        "slot name"]
+
+
+MERGE = """\
+apiVersion: floe.dev/v1
+kind: DataProduct
+metadata: {name: shop, version: 1.0.0}
+sources:
+  - name: api
+    source_type: filesystem
+    destination_table: bronze.items
+    write_mode: append
+    delete_column: is_deleted
+    source_config: {bucket_url: data, format: jsonl}
+"""
+
+
+def test_delete_column_needs_merge(tmp_path: Path) -> None:
+    assert errors_of(tmp_path, MERGE) == [
+        "9:20: sources[0].delete_column: delete_column only applies to write_mode merge, but "
+        "this source uses append"]
+
+
+def test_soft_deletes_need_a_marker(tmp_path: Path) -> None:
+    text = MERGE.replace("    delete_column: is_deleted\n", "    deletes: soft\n").replace(
+        "write_mode: append", "write_mode: merge\n    primary_key: id")
+    assert errors_of(tmp_path, text) == [
+        "10:14: sources[0].deletes: deletes: soft needs a delete_column on this source type"]
