@@ -73,3 +73,18 @@ def test_soft_deletes_need_a_marker(tmp_path: Path) -> None:
         "write_mode: append", "write_mode: merge\n    primary_key: id")
     assert errors_of(tmp_path, text) == [
         "10:14: sources[0].deletes: deletes: soft needs a delete_column on this source type"]
+
+
+def test_plan_flags_replication_changes(tmp_path: Path) -> None:
+    from floe.compiler.plan import plan
+
+    environ = {"SHOP_PG_URL": "x"}
+    old = compile_text(tmp_path, CDC, environ=environ)
+    new = compile_text(tmp_path, CDC.replace("[customers, orders]", "[customers, orders, items]")
+                       .replace("      tables:", "      slot_name: floe_shop_v2\n      tables:"),
+                       environ=environ)
+    changes = {c.field: c for c in plan(old, new)}
+    assert changes["source_config.tables"].after == ["customers", "orders", "items"]
+    assert "tables added are copied on the next run" in str(changes["source_config.tables"].risk)
+    assert "drop the old slot" in str(changes["source_config.slot_name"].risk)
+    assert changes["source_config.publication_name"].after == "floe_shop_v2"

@@ -20,8 +20,9 @@ from floe.runtime.project import load_project
 from tests.examples.docs import REPO, commands, copy_example, run_readme
 from tests.servers import Postgres, RestCatalog, free_port
 
-GALLERY = ["quickstart", "rest_api", "postgres_merge", "schema_contracts", "incremental_files",
-           "quality_checks", "notifications", "multi_env", "nycflights13", "plan"]
+GALLERY = ["quickstart", "rest_api", "postgres_merge", "postgres_cdc", "schema_contracts",
+           "incremental_files", "quality_checks", "notifications", "multi_env", "nycflights13",
+           "plan"]
 
 
 def catalog_of(folder: Path, environ: dict[str, str] | None = None) -> Catalog:
@@ -84,6 +85,26 @@ def test_postgres_merge(tmp_path: Path, postgres: Postgres) -> None:
     lines = sorted((r["order_id"], r["line"], r["qty"])
                    for r in rows(catalog, "bronze.order_lines", "order_id"))
     assert lines == [(1, 1, 3), (1, 2, 1), (2, 1, 4), (3, 1, 2)]
+
+
+def test_postgres_cdc(tmp_path: Path, postgres: Postgres) -> None:
+    folder = copy_example("postgres_cdc", tmp_path)
+    url = database(postgres, "pg_cdc_example")
+    try:
+        output = run_readme(folder, env={"SHOP_DB_URL": url})
+    finally:
+        postgres.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                         "WHERE slot_name = 'floe_pg_cdc_shop'")
+    assert postgres.password not in output
+    assert "replication slot floe_pg_cdc_shop: lag" in output
+    catalog = catalog_of(folder, {"SHOP_DB_URL": url})
+    customers = rows(catalog, "bronze.customers", "id")
+    assert [(c["name"], c["country"]) for c in customers] == [
+        ("Alice", "DE"), ("Bob", "ES"), ("Dan", "NL")]
+    orders = rows(catalog, "bronze.orders", "id")
+    assert [(o["id"], o["status"]) for o in orders] == [
+        (10, "paid"), (11, "shipped"), (13, "pending")]
+    assert all(o["_floe_lsn"] > 0 for o in orders)
 
 
 def test_schema_contracts(tmp_path: Path) -> None:

@@ -316,3 +316,27 @@ def test_columns_added_and_retyped_follow_the_evolution_rules(
     types = {f.name: str(f.field_type) for f in project.catalog().load_table(
         ("bronze", "customers")).schema().fields}
     assert types["tier"] == "string" and types["balance"] == "decimal(14, 2)"
+
+
+def test_dagster_has_one_asset_per_table_and_materializes_them(
+        shop: tuple[Project, dict[str, str]], postgres: Postgres,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
+    from floe.runtime.dagster import build_definitions
+
+    project, environ = shop
+    name = project_source(project)
+    monkeypatch.setenv("SHOP_PG_URL", environ["SHOP_PG_URL"])
+    defs = build_definitions(project.root / "target" / "compiled_artifacts.json")
+    [assets] = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    assert assets.keys == {dg.AssetKey(f"ingestion__{name}__customers"),
+                           dg.AssetKey(f"ingestion__{name}__orders")}
+    assert dg.materialize([assets]).success
+    postgres.execute(CHANGES[0])
+    run = dg.materialize([assets])
+    assert run.success
+    assert_bronze_equals_source(project, postgres)
+    rows = {e.asset_key.path[-1]: e.materialization.metadata["rows_loaded"].value
+            for e in run.get_asset_materialization_events()}
+    assert rows == {f"ingestion__{name}__customers": 3, f"ingestion__{name}__orders": 0}

@@ -46,11 +46,33 @@ def _risk(field: str, before: Any, after: Any, new: CompiledSource) -> str | Non
     return None
 
 
+_REPLICATION_RISKS = {
+    "tables": "tables added are copied on the next run; tables removed leave the "
+              "publication and are no longer replicated (their Bronze tables are kept)",
+    "schema": "a different schema's tables are replicated: every table is copied again",
+    "slot_name": "a new replication slot: every table is copied again on the next run; drop "
+                 "the old slot (SELECT pg_drop_replication_slot(...)) or PostgreSQL keeps its "
+                 "WAL forever",
+    "publication_name": "a new publication is created; drop the old one when nothing uses it",
+}
+
+
+def _replication_changes(old: CompiledSource, new: CompiledSource) -> list[Change]:
+    """postgres_cdc: the parts of source_config that move the slot or the publication."""
+    return [Change(new.name, "changed", f"source_config.{key}", old.source_config.get(key),
+                   new.source_config.get(key), risk)
+            for key, risk in _REPLICATION_RISKS.items()
+            if old.source_config.get(key) != new.source_config.get(key)]
+
+
 def _source_changes(old: CompiledSource, new: CompiledSource) -> list[Change]:
     before = old.model_dump(mode="json")
     after = new.model_dump(mode="json")
     changes = []
     for field, value in after.items():
+        if field == "source_config" and new.source_type == "postgres_cdc" == old.source_type:
+            changes += _replication_changes(old, new)
+            continue
         if before.get(field) != value:
             risk = None if field in _IGNORED else _risk(field, before.get(field), value, new)
             changes.append(Change(new.name, "changed", field, before.get(field), value, risk))

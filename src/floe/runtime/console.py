@@ -199,6 +199,27 @@ def print_tables(console: Console, artifacts_path: Path | None) -> None:
         table.add_row(".".join(identifier), f"{rows:,}",
                       str(snapshot.snapshot_id) if snapshot else "-", when, operation)
     console.print(table)
+    _print_slot_lag(console, project.artifacts)
+
+
+def _print_slot_lag(console: Console, artifacts: CompiledArtifacts) -> None:
+    """A forgotten replication slot makes PostgreSQL keep WAL forever: show what each holds."""
+    from floe.runtime.cdc.postgres import slot_lag_bytes
+    from floe.runtime.ingestion.sources import resolved_config
+
+    for source in artifacts.sources:
+        if source.source_type != "postgres_cdc":
+            continue
+        slot = source.source_config["slot_name"]
+        try:
+            config = resolved_config(source)
+            lag = slot_lag_bytes(str(config["credentials"]), slot)
+        except Exception as exc:
+            console.print(f"{source.name}: slot {slot} lag unknown ({mask(str(exc))})",
+                          markup=False)
+            continue
+        what = "not created yet" if lag is None else f"lag {lag:,} bytes of WAL"
+        console.print(f"{source.name}: replication slot {slot}: {what}", markup=False)
 
 
 def _cell(value: Any) -> str:

@@ -162,9 +162,11 @@ def _read(source: CompiledSource, catalog: Catalog, pg: PostgresSource,
                                        dict[str, int | None], int]:
     """Copy the tables Bronze does not hold yet, and fold every change up to now."""
     restored = {t: _restore(catalog, source, t) for t in tables}
-    stored = {t: None if full_refresh else _stored_lsn(restored[t]) for t in tables}
     pg.ensure_publication()
-    pg.ensure_slot(recreate=full_refresh)
+    # a new slot (first run, --full-refresh, a renamed or lost slot) has no change from before
+    # it: every table is copied again, which the replay then makes exact
+    new_slot = pg.ensure_slot(recreate=full_refresh)
+    stored = {t: None if new_slot else _stored_lsn(restored[t]) for t in tables}
     folds = {t: TableFold(keys[t], {n: arrow_type(o, m) for n, o, m in infos[t].columns})
              for t in tables}
     copy_lsn = pg.current_lsn()

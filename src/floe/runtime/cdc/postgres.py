@@ -120,7 +120,8 @@ class PostgresSource:
             self.conn.execute(sql.SQL("ALTER PUBLICATION {} SET TABLE {}").format(
                 name, qualified))
 
-    def ensure_slot(self, recreate: bool) -> None:
+    def ensure_slot(self, recreate: bool) -> bool:
+        """True when the slot is new: it holds no change from before now."""
         exists = self._one("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s",
                            (self.slot,))
         if exists and recreate:
@@ -129,6 +130,7 @@ class PostgresSource:
         if not exists:
             self.conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')",
                               (self.slot,))
+        return not exists
 
     def current_lsn(self) -> int:
         return lsn_to_int(str(self._one("SELECT pg_current_wal_lsn()")))
