@@ -57,6 +57,19 @@ class TableFold:
     versions: dict[Key, _Version] = field(default_factory=dict)
     truncated: bool = False
     changes: int = 0
+    base: list[pa.Table] = field(default_factory=list)  # the copy, as Arrow (no dict per row)
+
+    def add_copy(self, names: Sequence[str], rows: Sequence[tuple[Any, ...]], lsn: int,
+                 committed_at: dt.datetime) -> None:
+        """A batch of copied rows: kept columnar; replayed changes override them by key."""
+        values = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        columns = {name: pa.array([_plain(v, self.types[name]) for v in column]
+                                  if pa.types.is_string(self.types[name]) else column,
+                                  self.types[name])
+                   for name, column in zip(names, values, strict=True)}
+        columns[LSN_COLUMN] = pa.array([lsn] * len(rows), pa.int64())
+        columns[COMMITTED_COLUMN] = pa.array([committed_at] * len(rows), _TIMESTAMP)
+        self.base.append(pa.table(columns))
 
     def key_of(self, row: Row) -> Key:
         return tuple(row.get(name) for name in self.key)
@@ -75,6 +88,7 @@ class TableFold:
 
     def truncate(self) -> None:
         self.versions.clear()
+        self.base.clear()
         self.truncated = True
         self.changes += 1
 
@@ -82,6 +96,16 @@ class TableFold:
         """Keys whose newest version still misses a TOASTed value (Bronze has it)."""
         return [k for k, v in self.versions.items()
                 if v.row is not None and any(x is UNCHANGED for x in v.row.values())]
+
+    def copied_rows(self, keys: Sequence[Key]) -> dict[Key, Row]:
+        """Rows of this run's copy for ``keys`` (an unchanged TOAST value may live there)."""
+        if not self.base or not keys:
+            return {}
+        wanted = pa.table({name: pa.array([k[i] for k in keys], self.types[name])
+                           for i, name in enumerate(self.key)})
+        copied = pa.concat_tables(self.base, promote_options="permissive")
+        found = copied.join(wanted, list(self.key), join_type="left semi")
+        return {self.key_of(row): row for row in found.to_pylist()}
 
     def deleted_keys(self) -> list[Key]:
         return [k for k, v in self.versions.items() if v.row is None]
@@ -109,7 +133,15 @@ class TableFold:
         columns[COMMITTED_COLUMN] = pa.array(times, _TIMESTAMP)
         if soft_deleted is not None:
             columns[DELETED_COLUMN] = pa.array(deleted_at, _TIMESTAMP)
-        return pa.table(columns)
+        changed = pa.table(columns)
+        if not self.base:
+            return changed
+        copied = pa.concat_tables(self.base, promote_options="permissive")
+        if self.versions:  # copied rows a replayed change touched are replaced by it
+            touched = pa.table({name: pa.array([k[i] for k in self.versions], self.types[name])
+                                for i, name in enumerate(self.key)})
+            copied = copied.join(touched, list(self.key), join_type="left anti")
+        return pa.concat_tables([copied, changed], promote_options="permissive")
 
     def deletes(self) -> pa.Table:
         keys = self.deleted_keys()

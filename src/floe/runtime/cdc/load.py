@@ -96,7 +96,8 @@ def _fill_from_bronze(catalog: Catalog, source: CompiledSource, table: str,
     """Fill unchanged TOASTed values; return the rows soft deletes keep (None: hard)."""
     pending = fold.unchanged_keys()
     deleted = fold.deleted_keys() if source.deletes == "soft" else []
-    known = _bronze_rows(catalog, source, table, fold, pending + deleted)
+    known = {**_bronze_rows(catalog, source, table, fold, pending + deleted),
+             **fold.copied_rows(pending)}
     for key in pending:
         version = fold.versions[key]
         assert version.row is not None
@@ -176,8 +177,7 @@ def _read(source: CompiledSource, catalog: Catalog, pg: PostgresSource,
             continue
         names = [name for name, _, _ in infos[table].columns]
         for batch in pg.copy(infos[table]):
-            for values in batch:
-                folds[table].upsert(row_of(names, values), copy_lsn, copied_at)
+            folds[table].add_copy(names, batch, copy_lsn, copied_at)
     upto = pg.current_lsn()
     relations: dict[int, Relation] = {}
     by_oid = {infos[t].oid: t for t in tables}
