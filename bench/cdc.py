@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -59,13 +60,13 @@ def run(root: Path, url: str, source: str) -> IngestionResult:
     return result
 
 
-def changes(pg: Postgres, rows: int, count: int, offset: int) -> None:
-    """60% updates, 20% inserts, 20% deletes, spread over the table."""
+def changes(pg: Postgres, rows: int, count: int, offset: int, deleted: int) -> None:
+    """60% updates, 20% inserts, 20% deletes (ids ``deleted`` mod 5), spread over the table."""
     step = rows // count * 5 or 1
     pg.execute(f"""
         UPDATE events SET status = 'changed', amount = amount + 1
             WHERE id % {step} IN (1, 2, 3) AND id <= {rows};
-        DELETE FROM events WHERE id % {step} = 4 AND id <= {rows};
+        DELETE FROM events WHERE id % {step} = {deleted} AND id <= {rows};
         INSERT INTO events SELECT {COLUMNS} FROM generate_series({offset + 1},
             {offset + count // 5}) g;
     """)
@@ -74,7 +75,14 @@ def changes(pg: Postgres, rows: int, count: int, offset: int) -> None:
 def child(root: Path, port: int) -> None:
     pg = Postgres(port=port)
     started = time.perf_counter()
-    result = run(root, pg.url, "cdc")
+    if os.environ.get("FLOE_BENCH_PROFILE"):
+        import cProfile
+
+        with cProfile.Profile() as profile:
+            result = run(root, pg.url, "cdc")
+        profile.dump_stats(os.environ["FLOE_BENCH_PROFILE"])
+    else:
+        result = run(root, pg.url, "cdc")
     elapsed = time.perf_counter() - started
     print(f"{sum(t.rows_loaded for t in result.tables)} {elapsed:.3f}")
 
@@ -102,7 +110,7 @@ def main() -> None:
         print(f"first run (copy of {rows:,} rows + replay): {copy:.1f} s "
               f"({rows / copy:,.0f} rows/s)")
 
-        changes(pg, rows, rows, 10 * rows)
+        changes(pg, rows, rows, 10 * rows, deleted=4)
         done = subprocess.run([sys.executable, __file__, "--child", str(root), "--pg-port",
                                str(pg.port)], check=True, capture_output=True, text=True)
         applied, elapsed = done.stdout.split()[-2:]
@@ -112,7 +120,7 @@ def main() -> None:
               f"{int(applied) / float(elapsed):,.0f} changes/s (goal >= 50,000); peak RSS "
               f"{peak_mb:,.0f} MB (goal < 1,024)")
 
-        changes(pg, rows, args.small, 20 * rows)
+        changes(pg, rows, args.small, 20 * rows, deleted=0)
         started = time.perf_counter()
         small = run(root, pg.url, "cdc")
         cdc_seconds = time.perf_counter() - started

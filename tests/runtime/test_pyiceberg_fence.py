@@ -19,7 +19,6 @@ from pyiceberg.types import DecimalType, LongType, StringType
 from floe.runtime.iceberg.commit import NO_BLIND_RETRY
 from floe.runtime.iceberg.pyiceberg_internals import (
     arrow_to_iceberg_type,
-    complement_filter,
     data_files,
     files_matching,
 )
@@ -40,8 +39,6 @@ def test_the_internals_floe_uses(tmp_path: Path) -> None:
     assert arrow_to_iceberg_type(pa.decimal128(14, 2)) == DecimalType(14, 2)
     table = _catalog(tmp_path).create_table(("ns", "t"), schema=ROWS.schema)
     table.append(ROWS)
-    keep = complement_filter(EqualTo("id", 2), table.schema())
-    assert ROWS.filter(keep)["id"].to_pylist() == [1, 3]
     with table.transaction() as tx:
         assert len(list(files_matching(tx, EqualTo("id", 2)))) == 1
         written = list(data_files(tx.table_metadata, table.io, ROWS, uuid.uuid4(),

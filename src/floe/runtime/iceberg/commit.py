@@ -30,19 +30,25 @@ from pyiceberg.exceptions import (
     NoSuchTableError,
     TableAlreadyExistsError,
 )
-from pyiceberg.expressions import AlwaysTrue, BooleanExpression
+from pyiceberg.expressions import (
+    AlwaysFalse,
+    AlwaysTrue,
+    And,
+    BooleanExpression,
+    GreaterThanOrEqual,
+    LessThanOrEqual,
+)
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import ArrowScan, schema_to_pyarrow
 from pyiceberg.table import Table, TableProperties, Transaction
 from pyiceberg.table.snapshots import Snapshot
-from pyiceberg.table.upsert_util import create_match_filter, has_duplicate_rows
+from pyiceberg.table.upsert_util import has_duplicate_rows
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from floe.artifacts import MergeStrategy, SchemaContract, WriteMode
 from floe.runtime.iceberg.evolution import SchemaPlan, TypeChange, plan_schema
 from floe.runtime.iceberg.pyiceberg_internals import (
     arrow_to_iceberg_type,
-    complement_filter,
     data_files,
     files_matching,
 )
@@ -161,26 +167,31 @@ def _dedupe_last(df: pa.Table, keys: list[str]) -> pa.Table:
     return df.take(pc.take(keep, pc.array_sort_indices(keep)))
 
 
-def _overwrite(tx: Transaction, io: FileIO, delete_filter: BooleanExpression,
-               data: pa.Table | pa.RecordBatchReader, props: dict[str, str]) -> None:
-    """Rows matching ``delete_filter`` out, ``data`` in, as ONE overwrite snapshot.
+def _overwrite(tx: Transaction, io: FileIO, data: pa.Table | pa.RecordBatchReader,
+               props: dict[str, str], match: pa.Table | None = None) -> None:
+    """Rows whose key is in ``match`` out (every row when it is None), ``data`` in, as ONE
+    overwrite snapshot.
 
     pyiceberg's ``delete`` + ``append`` (and ``Table.upsert``) leave two snapshots per load,
     so time travel and the snapshot log show a table with the old rows gone and the new ones
     not yet there.  This is the same copy-on-write work: files with matching rows are dropped
     or rewritten without them, then the new files are added, in one snapshot producer.
+
+    The cost follows the change: data files are pruned by the key's min/max (a range, not an
+    ``In`` of every key, which pyiceberg binds literal by literal: 7.7 s for 200k keys), then
+    the candidates are matched by key in Arrow, and only files holding a matched key are
+    rewritten.
     """
     metadata = tx.table_metadata
     schema = metadata.schema()
     with tx.update_snapshot(snapshot_properties=props).overwrite() as snapshot:
         counter = itertools.count(0)
         if metadata.current_snapshot() is not None:
-            drop_all = isinstance(delete_filter, AlwaysTrue)
-            keep = None if drop_all else complement_filter(delete_filter, schema)
-            for task in files_matching(tx, delete_filter):
-                if keep is not None:
+            candidates = AlwaysTrue() if match is None else key_range(match)
+            for task in files_matching(tx, candidates):
+                if match is not None:
                     rows = ArrowScan(metadata, io, schema, AlwaysTrue()).to_table(tasks=[task])
-                    kept = rows.filter(keep)
+                    kept = without_keys(rows, match)
                     if len(kept) == len(rows):
                         continue
                     if len(kept):
@@ -194,13 +205,38 @@ def _overwrite(tx: Transaction, io: FileIO, delete_filter: BooleanExpression,
             snapshot.append_data_file(data_file)
 
 
+def key_range(match: pa.Table) -> BooleanExpression:
+    """Files that may hold one of ``match``'s keys: the first key column's [min, max]."""
+    column = match.column(0)
+    if not match.num_rows or column.null_count == len(column):
+        return AlwaysFalse()
+    bounds = pc.min_max(column)
+    name = match.column_names[0]
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    try:
+        return And(GreaterThanOrEqual(term=name, value=low),
+                   LessThanOrEqual(term=name, value=high))
+    except (TypeError, ValueError):  # a type pyiceberg has no literal for: no pruning
+        return AlwaysTrue()
+
+
+def without_keys(rows: pa.Table, match: pa.Table) -> pa.Table:
+    """``rows`` minus those whose key is in ``match`` (NULL keys never match)."""
+    if match.num_columns == 1:
+        name = match.column_names[0]
+        hit = pc.is_in(rows[name], value_set=match.column(0).combine_chunks())
+        return rows.filter(pc.invert(pc.fill_null(hit, False)))
+    kept = rows.join(match, match.column_names, join_type="left anti")
+    return kept.select(rows.column_names)
+
+
 def _write(tx: Transaction, io: FileIO, load: TableLoad, incoming: pa.Schema, plan: SchemaPlan,
            props: dict[str, str]) -> None:
     if load.write_mode == "append":
         tx.append(plan.reader(load.files, incoming), snapshot_properties=props)
         return
     if load.write_mode == "replace":
-        _overwrite(tx, io, AlwaysTrue(), plan.reader(load.files, incoming), props)
+        _overwrite(tx, io, plan.reader(load.files, incoming), props)
         return
     # merge: the rows whose key arrives are replaced by the load.  upsert keeps one row per key
     # (the last one sent); delete-insert keeps the load as sent.  (pyiceberg's
@@ -217,10 +253,14 @@ def _write(tx: Transaction, io: FileIO, load: TableLoad, incoming: pa.Schema, pl
         df = df.filter(pc.invert(marked))
     gone = pa.concat_tables(removed)
     if load.truncate:
-        _overwrite(tx, io, AlwaysTrue(), df, props)
+        _overwrite(tx, io, df, props)
     elif df.num_rows or gone.num_rows:
         match = pa.concat_tables([df.select(keys), gone])
-        _overwrite(tx, io, create_match_filter(match, keys), df, props)
+        _overwrite(tx, io, df, props, match=_unique(match))
+
+
+def _unique(keys: pa.Table) -> pa.Table:
+    return keys.group_by(keys.column_names, use_threads=False).aggregate([])
 
 
 def _marked(column: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -14,15 +14,12 @@ from typing import Any
 
 import pyarrow as pa
 from pyiceberg.expressions import BooleanExpression
-from pyiceberg.expressions.visitors import bind
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import (
     _dataframe_to_data_files,
-    _expression_to_complementary_pyarrow,
     _pyarrow_to_schema_without_ids,
 )
 from pyiceberg.manifest import DataFile
-from pyiceberg.schema import Schema
 from pyiceberg.table import FileScanTask, Transaction
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.types import IcebergType
@@ -32,12 +29,6 @@ def arrow_to_iceberg_type(arrow_type: pa.DataType) -> IcebergType:
     """The Iceberg type pyiceberg would create for a column of ``arrow_type``."""
     schema = _pyarrow_to_schema_without_ids(pa.schema([pa.field("c", arrow_type)]))
     return schema.fields[0].field_type
-
-
-def complement_filter(expression: BooleanExpression, schema: Schema) -> Any:
-    """An Arrow filter keeping the rows ``expression`` does NOT match."""
-    return _expression_to_complementary_pyarrow(bind(schema, expression, case_sensitive=True),
-                                                schema)
 
 
 def data_files(metadata: TableMetadata, io: FileIO, data: pa.Table | pa.RecordBatchReader,
