@@ -160,7 +160,3 @@ def _plain(value: Any, kind: pa.DataType) -> Any:
     if pa.types.is_floating(kind) and isinstance(value, Decimal):
         return float(value)
     return value
-
-
-def row_of(names: Sequence[str], values: Sequence[Any]) -> Row:
-    return dict(zip(names, values, strict=True))

@@ -32,7 +32,6 @@ from floe.runtime.cdc.fold import (
     Row,
     TableFold,
     arrow_type,
-    row_of,
 )
 from floe.runtime.cdc.pgoutput import UNCHANGED, Change, Relation, Truncate, transactions
 from floe.runtime.cdc.postgres import PostgresSource, ReplicationSetupError, TableInfo
@@ -179,12 +178,12 @@ def _read(source: CompiledSource, catalog: Catalog, pg: PostgresSource,
         for batch in pg.copy(infos[table]):
             folds[table].add_copy(names, batch, copy_lsn, copied_at)
     upto = pg.current_lsn()
-    relations: dict[int, Relation] = {}
+    decoders: dict[int, _Decoder] = {}
     by_oid = {infos[t].oid: t for t in tables}
     for begin, messages in transactions(pg.changes(upto)):
         for message in messages:
             if isinstance(message, Relation):
-                relations[message.oid] = message
+                decoders[message.oid] = _Decoder(message, pg)
                 known = by_oid.get(message.oid)
                 if known is not None:  # the newest column list and types win
                     for column in message.columns:
@@ -200,31 +199,37 @@ def _read(source: CompiledSource, catalog: Catalog, pg: PostgresSource,
                 last = stored.get(target) if target else None
                 if target is None or (last is not None and begin.final_lsn <= last):
                     continue  # not ours, or already in Bronze
-                _apply(folds[target], relations[oid], message, pg, begin.final_lsn,
+                _apply(folds[target], decoders[oid], message, begin.final_lsn,
                        begin.committed_at)
     return folds, restored, stored, upto
 
 
-def _apply(fold: TableFold, relation: Relation, message: Change | Truncate,
-           pg: PostgresSource, lsn: int, committed_at: dt.datetime) -> None:
+class _Decoder:
+    """A relation's column names and value loaders, built once per Relation message."""
+
+    def __init__(self, relation: Relation, pg: PostgresSource) -> None:
+        self.names = [c.name for c in relation.columns]
+        self.loads = [pg.text_loader(c.type_oid) for c in relation.columns]
+
+    def row(self, values: tuple[Any, ...]) -> Row:
+        return dict(zip(self.names, [
+            v if v is None or v is UNCHANGED else load(v)
+            for load, v in zip(self.loads, values, strict=True)], strict=True))
+
+
+def _apply(fold: TableFold, decoder: _Decoder, message: Change | Truncate, lsn: int,
+           committed_at: dt.datetime) -> None:
     if isinstance(message, Truncate):
         fold.truncate()
         return
-    names = [c.name for c in relation.columns]
-
-    def loaded(values: tuple[Any, ...]) -> Row:
-        return row_of(names, [v if v is None or not isinstance(v, bytes) else
-                              pg.load_text(c.type_oid, v)
-                              for c, v in zip(relation.columns, values, strict=True)])
-
     if message.kind == "delete":
         assert message.old is not None
-        fold.delete(loaded(message.old), lsn, committed_at)
+        fold.delete(decoder.row(message.old), lsn, committed_at)
         return
     assert message.new is not None
-    row = loaded(message.new)
+    row = decoder.row(message.new)
     if message.old is not None:
-        old = loaded(message.old)
+        old = decoder.row(message.old)
         if fold.key_of(old) != fold.key_of(row):  # the primary key changed
             fold.delete(old, lsn, committed_at)
     fold.upsert(row, lsn, committed_at)

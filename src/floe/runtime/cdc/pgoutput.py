@@ -87,84 +87,87 @@ def int_to_lsn(value: int) -> str:
     return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.at = 0
+_I16 = struct.Struct("!h").unpack_from
+_I32 = struct.Struct("!i").unpack_from
+_I64 = struct.Struct("!q").unpack_from
+_BEGIN = struct.Struct("!qqi").unpack_from
+_COMMIT = struct.Struct("!bqq").unpack_from
+_T, _N = ord("t"), ord("n")
 
-    def take(self, fmt: str) -> int:
-        (value,) = struct.unpack_from(fmt, self.data, self.at)
-        self.at += struct.calcsize(fmt)
-        return int(value)
 
-    def byte(self) -> str:
-        value = chr(self.data[self.at])
-        self.at += 1
-        return value
+def _tuple_data(data: bytes, at: int) -> tuple[tuple[Value, ...], int]:
+    """TupleData at ``at``: the values and where the next field starts (the hot loop of a
+    run: one call per row change, so no helper objects or method calls inside)."""
+    (count,) = _I16(data, at)
+    at += 2
+    values: list[Value] = []
+    append = values.append
+    for _ in range(count):
+        kind = data[at]
+        at += 1
+        if kind == _T:  # text ('b' binary only with binary = true, which floe never asks)
+            (size,) = _I32(data, at)
+            at += 4
+            append(data[at:at + size])
+            at += size
+        elif kind == _N:
+            append(None)
+        else:  # 'u'
+            append(UNCHANGED)
+    return tuple(values), at
 
-    def string(self) -> str:
-        end = self.data.index(0, self.at)
-        value = self.data[self.at:end].decode()
-        self.at = end + 1
-        return value
 
-    def tuple_data(self) -> tuple[Value, ...]:
-        values: list[Value] = []
-        for _ in range(self.take("!h")):
-            kind = self.byte()
-            if kind == "n":
-                values.append(None)
-            elif kind == "u":
-                values.append(UNCHANGED)
-            else:  # 't' text (or 'b' binary, only with binary = true, which floe never asks)
-                size = self.take("!i")
-                values.append(self.data[self.at:self.at + size])
-                self.at += size
-        return tuple(values)
+def _string(data: bytes, at: int) -> tuple[str, int]:
+    end = data.index(0, at)
+    return data[at:end].decode(), end + 1
 
 
 def _timestamp(microseconds: int) -> dt.datetime:
     return PG_EPOCH + dt.timedelta(microseconds=microseconds)
 
 
+def _relation(data: bytes) -> Relation:
+    (oid,) = _I32(data, 1)
+    schema, at = _string(data, 5)
+    name, at = _string(data, at)
+    identity = chr(data[at])
+    (count,) = _I16(data, at + 1)
+    at += 3
+    columns = []
+    for _ in range(count):
+        flags = data[at]
+        column, at = _string(data, at + 1)
+        type_oid, typmod = _I32(data, at)[0], _I32(data, at + 4)[0]
+        at += 8
+        columns.append(Column(column, type_oid, typmod, bool(flags & 1)))
+    return Relation(oid, schema, name, identity, tuple(columns))
+
+
 def decode(data: bytes) -> Message | None:
     """One message, or None for the kinds Bronze does not need."""
-    reader = _Reader(data)
-    kind = reader.byte()
-    if kind == "B":
-        lsn, when, xid = reader.take("!q"), reader.take("!q"), reader.take("!i")
+    kind = data[0]
+    if kind == 73:  # I insert: relation, 'N', new tuple
+        return Change("insert", _I32(data, 1)[0], _tuple_data(data, 6)[0], None)
+    if kind == 85:  # U update: relation, ['K' | 'O' old tuple], 'N', new tuple
+        relation = _I32(data, 1)[0]
+        old: tuple[Value, ...] | None = None
+        at = 5
+        if data[at] in (75, 79):
+            old, at = _tuple_data(data, at + 1)
+        return Change("update", relation, _tuple_data(data, at + 1)[0], old)
+    if kind == 68:  # D delete: relation, 'K' | 'O', old tuple
+        return Change("delete", _I32(data, 1)[0], None, _tuple_data(data, 6)[0])
+    if kind == 66:  # B begin
+        lsn, when, xid = _BEGIN(data, 1)
         return Begin(lsn, _timestamp(when), xid)
-    if kind == "C":
-        reader.take("!b")
-        return Commit(reader.take("!q"), reader.take("!q"))
-    if kind == "R":
-        oid, schema, name = reader.take("!i"), reader.string(), reader.string()
-        identity = reader.byte()
-        columns = []
-        for _ in range(reader.take("!h")):
-            flags = reader.take("!b")
-            columns.append(Column(reader.string(), reader.take("!i"), reader.take("!i"),
-                                  bool(flags & 1)))
-        return Relation(oid, schema, name, identity, tuple(columns))
-    if kind == "I":
-        oid = reader.take("!i")
-        reader.byte()  # 'N'
-        return Change("insert", oid, reader.tuple_data(), None)
-    if kind == "U":
-        oid = reader.take("!i")
-        marker, old = reader.byte(), None
-        if marker in "KO":
-            old = reader.tuple_data()
-            marker = reader.byte()  # 'N'
-        return Change("update", oid, reader.tuple_data(), old)
-    if kind == "D":
-        oid = reader.take("!i")
-        reader.byte()  # 'K' or 'O'
-        return Change("delete", oid, None, reader.tuple_data())
-    if kind == "T":
-        count = reader.take("!i")
-        reader.take("!b")
-        return Truncate(tuple(reader.take("!i") for _ in range(count)))
+    if kind == 67:  # C commit
+        _, commit_lsn, end_lsn = _COMMIT(data, 1)
+        return Commit(commit_lsn, end_lsn)
+    if kind == 82:  # R relation
+        return _relation(data)
+    if kind == 84:  # T truncate: count, options, relations
+        (count,) = _I32(data, 1)
+        return Truncate(tuple(_I32(data, 6 + 4 * i)[0] for i in range(count)))
     return None  # O origin, Y type, M message
 
 

@@ -10,7 +10,7 @@ the next run peeks the same changes again and skips what a table already holds.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,14 +167,16 @@ class PostgresSource:
         self.conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)",
                           (self.slot, int_to_lsn(lsn)))
 
-    def load_text(self, type_oid: int, value: bytes) -> Any:
-        """A value from a pgoutput message, loaded like the copy loads it."""
+    def text_loader(self, type_oid: int) -> Callable[[bytes], Any]:
+        """How a value of this type, as text in a pgoutput message, becomes what the copy
+        gives for it (the same psycopg loaders)."""
         loader = self._loaders.get(type_oid)
         if loader is None:
             loader_class = self.conn.adapters.get_loader(type_oid, psycopg.pq.Format.TEXT)
-            loader = loader_class(type_oid, self.conn) if loader_class else None
+            loader = (loader_class(type_oid, self.conn).load if loader_class
+                      else lambda value: bytes(value).decode())
             self._loaders[type_oid] = loader
-        return loader.load(value) if loader is not None else value.decode()
+        return loader
 
     _loaders: dict[int, Any]
 
