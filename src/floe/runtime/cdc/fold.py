@@ -43,7 +43,7 @@ def arrow_type(type_oid: int, typmod: int) -> pa.DataType:
     return pa.string()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Version:
     row: Row | None  # None: deleted
     lsn: int

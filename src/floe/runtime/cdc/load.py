@@ -33,7 +33,13 @@ from floe.runtime.cdc.fold import (
     TableFold,
     arrow_type,
 )
-from floe.runtime.cdc.pgoutput import UNCHANGED, Change, Relation, Truncate, transactions
+from floe.runtime.cdc.pgoutput import (
+    UNCHANGED,
+    Change,
+    Relation,
+    Truncate,
+    changes_with_their_transaction,
+)
 from floe.runtime.cdc.postgres import PostgresSource, ReplicationSetupError, TableInfo
 from floe.runtime.iceberg.commit import CommitResult, TableLoad, commit_table_load
 from floe.runtime.iceberg.state import SourceState, read_source_state
@@ -180,27 +186,25 @@ def _read(source: CompiledSource, catalog: Catalog, pg: PostgresSource,
     upto = pg.current_lsn()
     decoders: dict[int, _Decoder] = {}
     by_oid = {infos[t].oid: t for t in tables}
-    for begin, messages in transactions(pg.changes(upto)):
-        for message in messages:
-            if isinstance(message, Relation):
-                decoders[message.oid] = _Decoder(message, pg)
-                known = by_oid.get(message.oid)
-                if known is not None:  # the newest column list and types win
-                    for column in message.columns:
-                        folds[known].types[column.name] = arrow_type(column.type_oid,
-                                                                     column.typmod)
-                continue
-            if not isinstance(message, Change | Truncate):
-                continue
-            targets = message.relations if isinstance(message, Truncate) else (
-                message.relation,)
-            for oid in targets:
-                target = by_oid.get(oid)
-                last = stored.get(target) if target else None
-                if target is None or (last is not None and begin.final_lsn <= last):
-                    continue  # not ours, or already in Bronze
-                _apply(folds[target], decoders[oid], message, begin.final_lsn,
-                       begin.committed_at)
+    for begin, message in changes_with_their_transaction(pg.changes(upto)):
+        if isinstance(message, Relation):
+            decoders[message.oid] = _Decoder(message, pg)
+            known = by_oid.get(message.oid)
+            if known is not None:  # the newest column list and types win
+                for column in message.columns:
+                    folds[known].types[column.name] = arrow_type(column.type_oid,
+                                                                 column.typmod)
+            continue
+        if not isinstance(message, Change | Truncate):
+            continue
+        targets = message.relations if isinstance(message, Truncate) else (message.relation,)
+        for oid in targets:
+            target = by_oid.get(oid)
+            last = stored.get(target) if target else None
+            if target is None or (last is not None and begin.final_lsn <= last):
+                continue  # not ours, or already in Bronze
+            _apply(folds[target], decoders[oid], message, begin.final_lsn,
+                   begin.committed_at)
     return folds, restored, stored, upto
 
 

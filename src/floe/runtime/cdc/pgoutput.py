@@ -171,17 +171,16 @@ def decode(data: bytes) -> Message | None:
     return None  # O origin, Y type, M message
 
 
-def transactions(messages: Iterator[bytes]) -> Iterator[tuple[Begin, list[Message]]]:
-    """Group decoded messages by transaction (relations are passed along in place)."""
+def changes_with_their_transaction(messages: Iterator[bytes]
+                                   ) -> Iterator[tuple[Begin, Message]]:
+    """Each relation, change and truncate with the Begin of its transaction (its commit LSN
+    and time), streamed: a transaction of a million rows is never held in memory."""
     begin: Begin | None = None
-    body: list[Message] = []
     for raw in messages:
         message = decode(raw)
         if isinstance(message, Begin):
-            begin, body = message, []
+            begin = message
         elif isinstance(message, Commit):
-            if begin is not None:
-                yield begin, body
-            begin, body = None, []
-        elif message is not None:
-            body.append(message)
+            begin = None
+        elif message is not None and begin is not None:
+            yield begin, message
