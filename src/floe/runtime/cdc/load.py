@@ -93,7 +93,7 @@ def _bronze_rows(catalog: Catalog, source: CompiledSource, table: str, fold: Tab
     wanted = pa.table({name: pa.array([k[i] for k in keys], fold.types[name])
                        for i, name in enumerate(fold.key)})
     found = bronze.scan(row_filter=create_match_filter(wanted, list(fold.key))).to_arrow()
-    return {fold.key_of(row): row for row in found.to_pylist()}
+    return {fold.key_of_row(row): row for row in found.to_pylist()}
 
 
 def _fill_from_bronze(catalog: Catalog, source: CompiledSource, table: str,
@@ -104,11 +104,7 @@ def _fill_from_bronze(catalog: Catalog, source: CompiledSource, table: str,
     known = {**_bronze_rows(catalog, source, table, fold, pending + deleted),
              **fold.copied_rows(pending)}
     for key in pending:
-        version = fold.versions[key]
-        assert version.row is not None
-        previous = known.get(key, {})
-        version.row = {n: previous.get(n) if v is UNCHANGED else v
-                       for n, v in version.row.items()}
+        fold.fill(key, known.get(key, {}))
     if source.deletes != "soft":
         return None
     return {key: known[key] for key in deleted if key in known}
@@ -212,13 +208,12 @@ class _Decoder:
     """A relation's column names and value loaders, built once per Relation message."""
 
     def __init__(self, relation: Relation, pg: PostgresSource) -> None:
-        self.names = [c.name for c in relation.columns]
+        self.names = tuple(c.name for c in relation.columns)
         self.loads = [pg.text_loader(c.type_oid) for c in relation.columns]
 
-    def row(self, values: tuple[Any, ...]) -> Row:
-        return dict(zip(self.names, [
-            v if v is None or v is UNCHANGED else load(v)
-            for load, v in zip(self.loads, values, strict=True)], strict=True))
+    def values(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple([v if v is None or v is UNCHANGED else load(v)
+                      for load, v in zip(self.loads, raw, strict=True)])
 
 
 def _apply(fold: TableFold, decoder: _Decoder, message: Change | Truncate, lsn: int,
@@ -226,17 +221,18 @@ def _apply(fold: TableFold, decoder: _Decoder, message: Change | Truncate, lsn: 
     if isinstance(message, Truncate):
         fold.truncate()
         return
+    names = decoder.names
     if message.kind == "delete":
         assert message.old is not None
-        fold.delete(decoder.row(message.old), lsn, committed_at)
+        fold.delete(names, decoder.values(message.old), lsn, committed_at)
         return
     assert message.new is not None
-    row = decoder.row(message.new)
+    new = decoder.values(message.new)
     if message.old is not None:
-        old = decoder.row(message.old)
-        if fold.key_of(old) != fold.key_of(row):  # the primary key changed
-            fold.delete(old, lsn, committed_at)
-    fold.upsert(row, lsn, committed_at)
+        old = decoder.values(message.old)
+        if fold.key_of(names, old) != fold.key_of(names, new):  # the primary key changed
+            fold.delete(names, old, lsn, committed_at)
+    fold.upsert(names, new, lsn, committed_at)
 
 
 __all__ = ["COMMITTED_COLUMN", "DELETED_COLUMN", "LSN_COLUMN", "load_changes"]
