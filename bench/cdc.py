@@ -122,7 +122,14 @@ def main() -> None:
 
         changes(pg, rows, args.small, 20 * rows, deleted=0)
         started = time.perf_counter()
-        small = run(root, pg.url, "cdc")
+        if os.environ.get("FLOE_BENCH_PROFILE_SMALL"):
+            import cProfile
+
+            with cProfile.Profile() as profile:
+                small = run(root, pg.url, "cdc")
+            profile.dump_stats(os.environ["FLOE_BENCH_PROFILE_SMALL"])
+        else:
+            small = run(root, pg.url, "cdc")
         cdc_seconds = time.perf_counter() - started
         started = time.perf_counter()
         run(root, pg.url, "reload")

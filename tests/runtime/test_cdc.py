@@ -366,3 +366,24 @@ def test_an_unchanged_toasted_value_keeps_its_value(
     ada = next(r for r in project.read("bronze.customers") if r["id"] == 1)
     assert len(ada["email"]) == 400 * 32 and ada["name"] == "Ada L."
     assert pending == [(1,)]  # the message really left the value out
+
+
+def test_full_refresh_recreates_the_slot_and_copies_again(
+        shop: tuple[Project, dict[str, str]], postgres: Postgres) -> None:
+    project, environ = shop
+    name = project_source(project)
+    assert project.run(name, environ=environ).success
+    with _connect(postgres) as conn:
+        before = conn.execute("SELECT catalog_xmin FROM pg_replication_slots WHERE "
+                              "slot_name = %s", (f"floe_shop_{name}",)).fetchone()
+    postgres.execute(CHANGES[0])
+    refreshed = project.run(name, environ=environ, full_refresh=True)
+    assert refreshed.success, refreshed.errors
+    assert_bronze_equals_source(project, postgres)
+    with _connect(postgres) as conn:
+        after = conn.execute("SELECT catalog_xmin FROM pg_replication_slots WHERE "
+                             "slot_name = %s", (f"floe_shop_{name}",)).fetchone()
+    assert before is not None and after is not None and after != before  # a new slot
+    postgres.execute(CHANGES[1])
+    assert project.run(name, environ=environ).success
+    assert_bronze_equals_source(project, postgres)

@@ -161,10 +161,10 @@ class TableFold:
                 positions[names] = {n: i for i, n in enumerate(names)}
         columns = {}
         for name, kind in self.types.items():
-            values = []
-            for names, row_values in kept:
-                at = positions[names].get(name)
-                values.append(None if at is None else _plain(row_values[at], kind))
+            values = [None if (at := positions[names].get(name)) is None else row_values[at]
+                      for names, row_values in kept]
+            if pa.types.is_string(kind) or pa.types.is_floating(kind):  # text and Decimals
+                values = [_plain(v, kind) for v in values]
             columns[name] = pa.array(values, kind)
         columns[LSN_COLUMN] = pa.array(lsns, pa.int64())
         columns[COMMITTED_COLUMN] = pa.array(times, _TIMESTAMP)
@@ -179,6 +179,11 @@ class TableFold:
                                 for i, name in enumerate(self.key)})
             copied = copied.join(touched, list(self.key), join_type="left anti")
         return pa.concat_tables([copied, changed], promote_options="permissive")
+
+    def release(self) -> None:
+        """Free the folded rows once written (before the commit reads Bronze's files)."""
+        self.versions = {}
+        self.base = []
 
     def deletes(self) -> pa.Table:
         keys = self.deleted_keys()

@@ -141,12 +141,13 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
             if not fold.changes and not copied:
                 continue
             soft = _fill_from_bronze(catalog, source, table, fold)
-            upserts = fold.upserts(soft)
+            upserts = _write(workdir, f"{table}.upserts", fold.upserts(soft))
+            deletes = [] if soft is not None else [
+                _write(workdir, f"{table}.deletes", fold.deletes())]
+            fold.release()
             load = TableLoad(
                 identifier=(source.namespace, table),
-                files=[_write(workdir, f"{table}.upserts", upserts)],
-                delete_files=[] if soft is not None else [
-                    _write(workdir, f"{table}.deletes", fold.deletes())],
+                files=[upserts], delete_files=deletes,
                 write_mode="merge", merge_strategy="upsert", primary_key=fold.key,
                 schema_contract=source.schema_contract, state={"lsn": upto},
                 load_id=load_id, source_key=source.pipeline_name,
