@@ -200,6 +200,36 @@ def show(
 
 
 @app.command()
+def changes(
+    table: Annotated[str, typer.Argument(help="NAMESPACE.TABLE, e.g. bronze.orders")],
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Changes committed after this snapshot id or ISO time.")] = None,
+    until: Annotated[str | None, typer.Option(
+        "--until", help="Up to this snapshot id or ISO time (default: now).")] = None,
+    consumer: Annotated[str | None, typer.Option(
+        "--consumer", help="Read from where this consumer stopped, then record where it is "
+        "now (each change once).")] = None,
+    output_format: Annotated[str, typer.Option(
+        "--format", help="table, jsonl or parquet (parquet needs -o).")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+    artifacts: ArtifactsOption = None,
+    env: Annotated[str | None, typer.Option(
+        "--env", "-e", help="Refuse unless the artifact was compiled for this "
+        "environment.")] = None,
+) -> None:
+    """Rows that changed between two snapshots: inserts and deletes (an update is both)."""
+    from floe.runtime.changes import changes as read_changes
+    from floe.runtime.changes import write_changes
+
+    if output_format not in ("table", "jsonl", "parquet"):
+        raise FloeError(f"--format {output_format}: use table, jsonl or parquet")
+    if output_format == "parquet" and output is None:
+        raise FloeError("--format parquet needs -o PATH")
+    found = read_changes(table, since, until, consumer, artifacts, env)
+    write_changes(out, found, output_format, output)
+
+
+@app.command()
 def dev(
     file: FileOption = Path("floe.yaml"),
     output: OutputOption = DEFAULT_ARTIFACTS_PATH.parent,
