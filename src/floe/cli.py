@@ -230,6 +230,25 @@ def changes(
 
 
 @app.command()
+def verify(
+    select: Annotated[list[str] | None, typer.Option(
+        "--select", "-s", help="Only these sources (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON for machines.")] = False,
+    sample: Annotated[int, typer.Option(
+        "--sample", help="Name up to this many differing keys per table.")] = 10,
+    artifacts: ArtifactsOption = None,
+    env: Annotated[str | None, typer.Option(
+        "--env", "-e", help="Refuse unless the artifact was compiled for this "
+        "environment.")] = None,
+) -> None:
+    """Compare Bronze with its sources: row counts, checksums, lag, and the keys that differ."""
+    from floe.runtime.verify import print_verification
+
+    if print_verification(out, artifacts, select or [], env, as_json, sample):
+        raise typer.Exit(1)
+
+
+@app.command()
 def dev(
     file: FileOption = Path("floe.yaml"),
     output: OutputOption = DEFAULT_ARTIFACTS_PATH.parent,

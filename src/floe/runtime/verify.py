@@ -1,0 +1,317 @@
+"""``floe verify``: prove a Bronze table equals its source, or say exactly where it does not.
+
+Both sides are reduced to the same canonical form, value by value, by the same code: numbers by
+value (``1``, ``1.0`` and ``1.00`` agree), timestamps as UTC microseconds, JSON by value (keys
+sorted), bytes as hex.  Each row's canonical form is hashed (64-bit BLAKE2b); the table's
+checksum is the sum of its rows' hashes modulo 2**64, so row order does not matter.  When the
+counts or checksums disagree, the rows are compared by primary key and up to ``sample`` keys are
+named: missing in Bronze, extra in Bronze, or different (with the differing columns).
+Verify only reads: the source sees one SELECT per table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.table import Table
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from floe.artifacts import CompiledSource
+from floe.errors import FloeError
+from floe.logs import mask
+from floe.runtime.ingestion.sources import local_url, resolved_config
+
+_SEP = "\x1f"
+_NULL = "\\N"
+_MOD = 2**64
+_FLOE_COLUMNS = ("_floe_", "_dlt_")
+_BATCH = 50_000
+
+
+def canonical(value: Any) -> str:
+    """One value's canonical text: equal values give equal text whatever their type."""
+    if value is None:
+        return _NULL
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value():
+            return str(int(value))
+        return format(value.normalize(), "f")
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        delta = aware - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        return str(delta // dt.timedelta(microseconds=1))
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    if isinstance(value, UUID):
+        return str(value)
+    text = str(value)
+    if text[:1] in "{[":  # JSON by value, whichever way a loader spaced it
+        try:
+            return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+        except ValueError:
+            return text
+    return text
+
+
+@dataclass
+class Side:
+    """One side of a table reduced to what verify compares."""
+
+    rows: int = 0
+    checksum: int = 0
+    hashes: dict[tuple[str, ...], tuple[int, tuple[str, ...]]] = field(default_factory=dict)
+
+    def add(self, key: tuple[str, ...], values: tuple[str, ...]) -> None:
+        digest = int.from_bytes(hashlib.blake2b(_SEP.join(values).encode(),
+                                                digest_size=8).digest(), "big")
+        self.rows += 1
+        self.checksum = (self.checksum + digest) % _MOD
+        # rows without a usable key (append) are compared as a multiset, by their hash
+        slot = key if key else (str(digest), str(self.rows))
+        self.hashes[slot] = (digest, values)
+
+
+@dataclass
+class TableReport:
+    table: str
+    status: str  # match | mismatch | not_comparable
+    reason: str = ""
+    source_rows: int | None = None
+    bronze_rows: int | None = None
+    source_checksum: str | None = None
+    bronze_checksum: str | None = None
+    lag: str | None = None
+    missing_in_bronze: list[str] = field(default_factory=list)
+    extra_in_bronze: list[str] = field(default_factory=list)
+    different: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _shared_columns(bronze: Table, source_columns: Iterable[str]) -> list[str]:
+    mine = {f.name for f in bronze.schema().fields}
+    return sorted(c for c in source_columns
+                  if c in mine and not c.startswith(_FLOE_COLUMNS) and "__v_" not in c)
+
+
+def _bronze_side(table: Table, columns: list[str], key: list[str], live: str | None) -> Side:
+    side = Side()
+    wanted = list(dict.fromkeys([*columns, *([live] if live else [])]))
+    reader = table.scan(selected_fields=tuple(wanted)).to_arrow_batch_reader()
+    at = [columns.index(k) for k in key]
+    for batch in reader:
+        rows = batch.to_pylist()
+        for row in rows:
+            if live and row.get(live) not in (None, False):
+                continue  # soft-deleted: not in the source any more
+            values = tuple(canonical(row[c]) for c in columns)
+            side.add(tuple(values[i] for i in at), values)
+    return side
+
+
+def _source_side(engine: sqlalchemy.Engine, schema: str | None, table: str,
+                 columns: list[str], key: list[str]) -> Side:
+    side = Side()
+    meta = sqlalchemy.MetaData()
+    reflected = sqlalchemy.Table(table, meta, autoload_with=engine, schema=schema)
+    query = sqlalchemy.select(*(reflected.c[c] for c in columns))
+    at = [columns.index(k) for k in key]
+    with engine.connect() as connection:
+        result = connection.execution_options(stream_results=True).execute(query)
+        for rows in iter(lambda: result.fetchmany(_BATCH), []):
+            for row in rows:
+                values = tuple(canonical(v) for v in row)
+                side.add(tuple(values[i] for i in at), values)
+    return side
+
+
+def _differences(source: Side, bronze: Side, columns: list[str], sample: int,
+                 report: TableReport) -> None:
+    def named(slot: tuple[str, ...]) -> str:
+        return ", ".join(slot)
+
+    for slot, (digest, values) in source.hashes.items():
+        other = bronze.hashes.get(slot)
+        if other is None:
+            if len(report.missing_in_bronze) < sample:
+                report.missing_in_bronze.append(named(slot))
+        elif other[0] != digest and len(report.different) < sample:
+            changed = [c for c, a, b in zip(columns, values, other[1], strict=True) if a != b]
+            report.different.append(f"{named(slot)} ({', '.join(changed)})")
+    for slot in bronze.hashes:
+        if slot not in source.hashes and len(report.extra_in_bronze) < sample:
+            report.extra_in_bronze.append(named(slot))
+
+
+def _lag(source: CompiledSource, engine: sqlalchemy.Engine, schema: str | None, table: str,
+         bronze: Table) -> str | None:
+    """Newest cursor value at the source minus in Bronze (postgres_cdc: the commit time)."""
+    column = source.cursor_field
+    if source.source_type == "postgres_cdc":
+        newest = _bronze_max(bronze, "_floe_committed_at")
+        return f"last change applied at {newest}" if newest else None
+    if not column:
+        return None
+    meta = sqlalchemy.MetaData()
+    reflected = sqlalchemy.Table(table, meta, autoload_with=engine, schema=schema)
+    with engine.connect() as connection:
+        at_source = connection.execute(sqlalchemy.select(
+            sqlalchemy.func.max(reflected.c[column]))).scalar()
+    in_bronze = _bronze_max(bronze, column)
+    if at_source is None or in_bronze is None:
+        return None
+    try:
+        return str(at_source - in_bronze)
+    except TypeError:
+        return f"source at {at_source}, Bronze at {in_bronze}"
+
+
+def _bronze_max(table: Table, column: str) -> Any:
+    import pyarrow.compute as pc
+
+    if column not in {f.name for f in table.schema().fields}:
+        return None
+    values = table.scan(selected_fields=(column,)).to_arrow()[column]
+    return pc.max(values).as_py() if len(values) else None
+
+
+def verify_source(source: CompiledSource, catalog: Catalog, project_root: Path,
+                  sample: int = 10, environ: Mapping[str, str] | None = None
+                  ) -> list[TableReport]:
+    """One report per table of ``source``."""
+    if source.source_type not in ("sql_database", "postgres_cdc"):
+        return [TableReport(source.destination_table, "not_comparable",
+                            f"{source.source_type} sources cannot be re-read for comparison "
+                            "(an API or a landing folder shows only what it has now)")]
+    config = resolved_config(source, environ)
+    url = local_url(str(config["credentials"]), project_root)
+    engine = sqlalchemy.create_engine(url)
+    try:
+        names = list(source.resources) or sorted(
+            sqlalchemy.inspect(engine).get_table_names(schema=config.get("schema")))
+        return [_verify_table(source, catalog, engine, config.get("schema"), name, sample)
+                for name in names]
+    finally:
+        engine.dispose()
+
+
+def _verify_table(source: CompiledSource, catalog: Catalog, engine: sqlalchemy.Engine,
+                  schema: str | None, name: str, sample: int) -> TableReport:
+    identifier = (source.namespace, source.table_for(name))
+    report = TableReport(".".join(identifier), "match")
+    try:
+        bronze = catalog.load_table(identifier)
+    except NoSuchTableError:
+        return TableReport(report.table, "mismatch", "not in Bronze yet: run floe run")
+    try:
+        source_columns = [c["name"] for c in sqlalchemy.inspect(engine).get_columns(
+            name, schema=schema)]
+    except sqlalchemy.exc.NoSuchTableError:
+        return TableReport(report.table, "not_comparable", f"source table {name} not found")
+    columns = _shared_columns(bronze, source_columns)
+    key = [k for k in source.primary_key or _source_key(engine, schema, name) if k in columns]
+    if source.write_mode == "append" and not source.primary_key:
+        key = []  # append keeps every row it got: compare as a multiset
+    live = _soft_delete_column(source)
+    source_side = _source_side(engine, schema, name, columns, key)
+    bronze_side = _bronze_side(bronze, columns, key, live)
+    report.source_rows, report.bronze_rows = source_side.rows, bronze_side.rows
+    report.source_checksum = f"{source_side.checksum:016x}"
+    report.bronze_checksum = f"{bronze_side.checksum:016x}"
+    report.lag = _lag(source, engine, schema, name, bronze)
+    if (source_side.rows, source_side.checksum) != (bronze_side.rows, bronze_side.checksum):
+        report.status = "mismatch"
+        _differences(source_side, bronze_side, columns, sample, report)
+    return report
+
+
+def _source_key(engine: sqlalchemy.Engine, schema: str | None, table: str) -> list[str]:
+    constraint = sqlalchemy.inspect(engine).get_pk_constraint(table, schema=schema)
+    return list(constraint.get("constrained_columns") or [])
+
+
+def _soft_delete_column(source: CompiledSource) -> str | None:
+    if source.deletes != "soft":
+        return None
+    return "_floe_deleted_at" if source.source_type == "postgres_cdc" else source.delete_column
+
+
+def verify(sources: Iterable[CompiledSource], catalog: Catalog, project_root: Path,
+           sample: int = 10) -> Iterator[tuple[CompiledSource, TableReport]]:
+    for source in sources:
+        try:
+            reports = verify_source(source, catalog, project_root, sample)
+        except Exception as exc:  # the source is down, a secret is missing...
+            reports = [TableReport(source.destination_table, "not_comparable",
+                                   f"{type(exc).__name__}: {mask(str(exc))}")]
+        for report in reports:
+            yield source, report
+
+
+def print_verification(console: Console, artifacts_path: Path | None,
+                       select: Sequence[str], env: str | None, as_json: bool,
+                       sample: int) -> int:
+    """The CLI: a table (or JSON) of every compared table; returns how many do not match."""
+    from floe.runtime.console import connect
+    from floe.runtime.project import load_project
+
+    project = load_project(artifacts_path)
+    artifacts = project.artifacts
+    if env is not None and env != artifacts.environment.name:
+        raise FloeError(f"the artifact was compiled for environment "
+                        f"'{artifacts.environment.name}', not '{env}': run "
+                        f"`floe compile --env {env}` first")
+    unknown = [name for name in select if name not in {s.name for s in artifacts.sources}]
+    if unknown:
+        raise FloeError(f"unknown source(s) {', '.join(unknown)}: floe.yaml has "
+                        f"{', '.join(s.name for s in artifacts.sources)}")
+    sources = [s for s in artifacts.sources if not select or s.name in select]
+    results = list(verify(sources, connect(project), project.root, sample))
+    failed = sum(1 for _, report in results if report.status != "match")
+    if as_json:
+        print(json.dumps([{"source": s.name, **r.as_dict()} for s, r in results], indent=2))
+        return failed
+    table = RichTable("source", "table", "status", "source rows", "bronze rows", "lag",
+                      "details", title=f"floe verify: {len(results)} table(s)")
+    colors = {"match": "green", "mismatch": "red", "not_comparable": "yellow"}
+    for source, report in results:
+        details = "; ".join(filter(None, [
+            report.reason,
+            "missing in Bronze: " + ", ".join(report.missing_in_bronze)
+            if report.missing_in_bronze else "",
+            "extra in Bronze: " + ", ".join(report.extra_in_bronze)
+            if report.extra_in_bronze else "",
+            "different: " + ", ".join(report.different) if report.different else ""]))
+        table.add_row(source.name, report.table,
+                      f"[{colors[report.status]}]{report.status}[/{colors[report.status]}]",
+                      _count(report.source_rows), _count(report.bronze_rows),
+                      report.lag or "", mask(details))
+    console.print(table)
+    return failed
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"

@@ -1,0 +1,119 @@
+"""floe verify against the suite's PostgreSQL: matches after a load, names the key a Bronze
+delete removed, reports lag and the differing columns of an unloaded update."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pyiceberg.expressions import EqualTo
+
+from tests.runtime.harness import Project
+from tests.servers import Postgres
+
+PROJECT = """\
+apiVersion: floe.dev/v1
+kind: DataProduct
+metadata: {name: crm, version: 1.0.0}
+sources:
+  - name: crm
+    source_type: sql_database
+    destination_table: bronze
+    write_mode: merge
+    primary_key: id
+    cursor_field: updated_at
+    source_config:
+      credentials: "{{ secret('CRM_DB_URL') }}"
+      tables: [accounts]
+  - name: cdc
+    source_type: postgres_cdc
+    destination_table: mirror
+    deletes: soft
+    source_config:
+      credentials: "{{ secret('CRM_DB_URL') }}"
+      tables: [accounts]
+      slot_name: floe_verify_test
+  - name: files
+    source_type: filesystem
+    destination_table: bronze.files
+    source_config: {bucket_url: landing, format: jsonl}
+"""
+
+
+def _verify(project: Project, environ: dict[str, str], *args: str) -> tuple[int, Any]:
+    floe = str(Path(sys.executable).parent / "floe")
+    done = subprocess.run([floe, "verify", "--json", *args], cwd=project.root,
+                          capture_output=True, text=True, env={**os.environ, **environ})
+    assert done.stderr.strip() == "" or done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_verify(tmp_path: Path, postgres: Postgres) -> None:
+    postgres.execute("""
+        SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+            WHERE slot_name = 'floe_verify_test';
+        DROP TABLE IF EXISTS accounts;
+        CREATE TABLE accounts (id int PRIMARY KEY, name text, balance numeric(10,2),
+                               prefs jsonb, updated_at timestamptz NOT NULL);
+        INSERT INTO accounts VALUES
+          (1, 'Ada', 10.50, '{"b": 1, "a": [1, 2]}', '2024-01-01T00:00:00Z'),
+          (2, 'Bob', 0.00, NULL, '2024-01-02T00:00:00Z'),
+          (3, 'Cy', 3.10, '{}', '2024-01-03T00:00:00Z');
+    """)
+    environ = {"CRM_DB_URL": postgres.url}
+    project = Project(tmp_path)
+    project.write(PROJECT)
+    project.compile(environ)
+    try:
+        assert project.run("crm", environ=environ).success
+        assert project.run("cdc", environ=environ).success
+        code, found = _verify(project, environ, "--select", "crm", "--select", "cdc")
+        assert code == 0, json.dumps(found, indent=1)
+        assert [(r["source"], r["table"], r["status"], r["source_rows"], r["bronze_rows"])
+                for r in found] == [("crm", "bronze.accounts", "match", 3, 3),
+                                    ("cdc", "mirror.accounts", "match", 3, 3)]
+        assert found[0]["source_checksum"] == found[0]["bronze_checksum"]
+        assert found[0]["lag"] == "0:00:00"
+        # verify found this one: Arrow turned jsonb {} into {"a": null, "b": null}
+        prefs = {r["id"]: r["prefs"] for r in project.read("bronze.accounts")}
+        assert json.loads(prefs[3]) == {} and json.loads(prefs[1]) == {"a": [1, 2], "b": 1}
+
+        # a row lost in Bronze is named by its key
+        table = project.catalog().load_table(("bronze", "accounts"))
+        table.delete(EqualTo("id", 2))
+        code, found = _verify(project, environ, "--select", "crm")
+        assert code == 1
+        assert found[0]["status"] == "mismatch"
+        assert found[0]["missing_in_bronze"] == ["2"]
+        assert found[0]["bronze_rows"] == 2
+
+        # the source moved on and nobody ran floe: lag and the differing columns
+        postgres.execute("UPDATE accounts SET name = 'Cyrus', updated_at = "
+                         "'2024-01-05T00:00:00Z' WHERE id = 3; DELETE FROM accounts "
+                         "WHERE id = 1")
+        code, found = _verify(project, environ, "--select", "crm")
+        assert code == 1
+        assert found[0]["different"] == ["3 (name, updated_at)"]
+        assert found[0]["extra_in_bronze"] == ["1"]
+        assert found[0]["lag"] == "2 days, 0:00:00"
+
+        # CDC with soft deletes: the deleted row stays in Bronze, marked; verify compares the
+        # live rows
+        assert project.run("cdc", environ=environ).success
+        code, found = _verify(project, environ, "--select", "cdc")
+        assert code == 0, found
+        assert found[0]["source_rows"] == found[0]["bronze_rows"] == 2
+
+        # a source that cannot be re-read says why, and the run is not "ok"
+        code, found = _verify(project, environ, "--select", "files")
+        assert code == 1
+        assert found[0]["status"] == "not_comparable"
+        assert "cannot be re-read" in found[0]["reason"]
+        assert postgres.password not in json.dumps(found)
+    finally:
+        postgres.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                         " WHERE slot_name = 'floe_verify_test'")
