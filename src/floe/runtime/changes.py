@@ -27,8 +27,9 @@ from floe.runtime.project import load_project
 CONSUMER_PREFIX = "floe.consumer."
 
 
-def _snapshot_at(table: Table, point: str | int | dt.datetime, what: str) -> int:
-    """A snapshot id, or the newest snapshot committed at or before an ISO time."""
+def _snapshot_at(table: Table, point: str | int | dt.datetime, what: str) -> int | None:
+    """A snapshot id, or the newest snapshot committed at or before an ISO time (None: a time
+    before the table's first snapshot, when it was empty)."""
     if isinstance(point, int) or (isinstance(point, str) and point.lstrip("-").isdigit()):
         snapshot_id = int(point)
         if table.snapshot_by_id(snapshot_id) is None:
@@ -39,7 +40,7 @@ def _snapshot_at(table: Table, point: str | int | dt.datetime, what: str) -> int
     millis = int(when.timestamp() * 1000)
     before = [s for s in table.snapshots() if s.timestamp_ms <= millis]
     if not before:
-        raise FloeError(f"{what} {when.isoformat()} is before the table's first snapshot")
+        return None
     return max(before, key=lambda s: (s.timestamp_ms, s.sequence_number or 0)).snapshot_id
 
 
@@ -66,6 +67,8 @@ def table_changes(table: Table, since: str | int | dt.datetime | None = None,
     elif since is not None:
         start = _snapshot_at(table, since, "--since")
     end = _snapshot_at(table, until, "--until") if until is not None else None
+    if until is not None and end is None:  # up to a time before the first snapshot: nothing
+        return diff(table, None, None).slice(0, 0)
     try:
         result = diff(table, start, end)
     except SnapshotGoneError as exc:
