@@ -115,8 +115,15 @@ class FreshnessCheck(_Frozen):
     max_age_seconds: int
 
 
+class ReconcileCheck(_Frozen):
+    type: Literal["reconcile"] = "reconcile"
+    severity: Severity = "error"
+    max_lag_seconds: int | None = None
+
+
 CheckConfig = Annotated[
-    RowCountCheck | NotNullCheck | UniqueCheck | AcceptedValuesCheck | FreshnessCheck,
+    RowCountCheck | NotNullCheck | UniqueCheck | AcceptedValuesCheck | FreshnessCheck
+    | ReconcileCheck,
     Field(discriminator="type"),
 ]
 

@@ -279,3 +279,10 @@ def test_compile_error_renders_file_line_column_key_and_hint(tmp_path: Path) -> 
         )[0].endswith("floe.yaml:9:5: sources[0].wirte_mode: unknown key 'wirte_mode'")
     assert rendered.splitlines()[1] == "    hint: did you mean 'write_mode'?"
     assert rendered.splitlines()[-1] == "1 error found; nothing was written."
+
+
+def test_reconcile_needs_a_database_source(tmp_path: Path) -> None:
+    text = VALID + "    checks:\n      - reconcile: {max_lag: 1h}\n"
+    assert errors_of(tmp_path, text) == [
+        "14:20: sources[0].checks[0].reconcile: reconcile compares Bronze with a database; a "
+        "filesystem source cannot be re-read"]

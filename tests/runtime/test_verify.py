@@ -117,3 +117,63 @@ def test_verify(tmp_path: Path, postgres: Postgres) -> None:
     finally:
         postgres.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
                          " WHERE slot_name = 'floe_verify_test'")
+
+
+RECONCILED = """\
+apiVersion: floe.dev/v1
+kind: DataProduct
+metadata: {name: crm, version: 1.0.0}
+sources:
+  - name: ledger
+    source_type: sql_database
+    destination_table: bronze
+    write_mode: merge
+    primary_key: id
+    cursor_field: updated_at
+    source_config:
+      credentials: "{{ secret('CRM_DB_URL') }}"
+      tables: [ledger]
+    checks:
+      - reconcile: {max_lag: 1h}
+"""
+
+
+def test_reconcile_is_a_check_in_floe_run_and_dagster(
+        tmp_path: Path, postgres: Postgres, monkeypatch: Any) -> None:
+    import dagster as dg
+
+    from floe.runtime.dagster import build_definitions
+    from floe.runtime.quality import check_source
+
+    postgres.execute("""
+        DROP TABLE IF EXISTS ledger;
+        CREATE TABLE ledger (id int PRIMARY KEY, amount numeric(8,2),
+                             updated_at timestamptz NOT NULL);
+        INSERT INTO ledger VALUES (1, 1.00, '2024-01-01T00:00:00Z'),
+                                  (2, 2.50, '2024-01-01T01:00:00Z');
+    """)
+    environ = {"CRM_DB_URL": postgres.url}
+    monkeypatch.setenv("CRM_DB_URL", postgres.url)
+    project = Project(tmp_path)
+    project.write(RECONCILED)
+    project.compile(environ)
+    defs = build_definitions(tmp_path / "target" / "compiled_artifacts.json")
+    assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    run = dg.materialize([*assets, *(defs.asset_checks or [])])
+    assert run.success
+    [evaluation] = run.get_asset_check_evaluations()
+    assert evaluation.check_name == "reconcile" and evaluation.passed
+    assert evaluation.metadata["message"].value.startswith("2 rows match the source")
+
+    artifacts = project.compile(environ)
+    source = artifacts.source("ledger")
+    postgres.execute("INSERT INTO ledger VALUES (3, 9.00, '2024-01-01T05:00:00Z')")
+    [(_, late)] = check_source(project.catalog(), source, ["ledger"], tmp_path)
+    assert not late.passed
+    assert "missing in Bronze: 3" in late.message
+    assert project.run("ledger", environ=environ).success
+    postgres.execute("UPDATE ledger SET amount = 9.50, updated_at = '2024-01-01T09:00:00Z' "
+                     "WHERE id = 3")
+    assert project.run("ledger", environ=environ).success
+    [(_, fine)] = check_source(project.catalog(), source, ["ledger"], tmp_path)
+    assert fine.passed, fine.message

@@ -17,6 +17,7 @@ from floe.artifacts import (
     NotificationConfig,
     NotNullCheck,
     ProductInfo,
+    ReconcileCheck,
     RetryConfig,
     RowCountCheck,
     ScheduleConfig,
@@ -78,6 +79,10 @@ def _check(spec: CheckSpec) -> CheckConfig:
     if spec.accepted_values is not None:
         av = spec.accepted_values
         return AcceptedValuesCheck(column=av.column, values=tuple(av.values), severity=av.severity)
+    if spec.reconcile is not None:
+        lag = spec.reconcile.max_lag
+        return ReconcileCheck(severity=spec.reconcile.severity,
+                              max_lag_seconds=duration_seconds(lag) if lag else None)
     assert spec.freshness is not None  # CheckSpec guarantees exactly one key
     return FreshnessCheck(column=spec.freshness.column, severity=spec.freshness.severity,
                           max_age_seconds=duration_seconds(spec.freshness.max_age))

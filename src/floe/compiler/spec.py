@@ -82,6 +82,12 @@ class FreshnessSpec(_Spec):
     severity: Severity = "error"
 
 
+class ReconcileSpec(_Spec):
+    max_lag: str | None = Field(default=None, pattern=DURATION,
+                                description="newest cursor_field at the source minus in Bronze")
+    severity: Severity = "error"
+
+
 class CheckSpec(_Spec):
     """Exactly one key: the check's type."""
 
@@ -92,6 +98,8 @@ class CheckSpec(_Spec):
     unique: list[str] | ColumnsSpec | None = None
     accepted_values: AcceptedValuesSpec | None = None
     freshness: FreshnessSpec | None = None
+    reconcile: ReconcileSpec | None = Field(
+        default=None, description="floe verify as a check: Bronze equals the source")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> CheckSpec:

@@ -91,7 +91,8 @@ def run_with_progress(console: Console, artifacts_path: Path | None, select: Seq
     checked = [(s, r) for s, r in zip(sources, results, strict=True) if r.success and s.checks]
     catalog = connect(project) if checked else None
     checks = [outcome for source, result in checked if catalog is not None
-              for outcome in check_source(catalog, source, _resources(source, result))]
+              for outcome in check_source(catalog, source, _resources(source, result),
+                                           project.root)]
     _print_summary(console, sources, results)
     failing = _print_checks(console, checks)
     _notify(artifacts, sources, results, checks)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -24,9 +25,11 @@ from floe.artifacts import (
     CompiledSource,
     FreshnessCheck,
     NotNullCheck,
+    ReconcileCheck,
     RowCountCheck,
     UniqueCheck,
 )
+from floe.logs import mask
 
 SAMPLES = 5  # offending values quoted in a message
 
@@ -60,6 +63,9 @@ def describe(check: CheckConfig) -> str:
         return f"{', '.join(check.columns)} unique"
     if isinstance(check, AcceptedValuesCheck):
         return f"{check.column} in {list(check.values)}"
+    if isinstance(check, ReconcileCheck):
+        lag = f", lag at most {_age(check.max_lag_seconds)}" if check.max_lag_seconds else ""
+        return f"Bronze equals the source (floe verify){lag}"
     return f"newest {check.column} at most {_age(check.max_age_seconds)} old"
 
 
@@ -160,8 +166,12 @@ def _freshness(table: Table, check: FreshnessCheck) -> tuple[bool, str, dict[str
     return True, f"newest {check.column} is {_age(age)} old (max age {limit})", metadata
 
 
-def evaluate(table: Table, check: CheckConfig) -> CheckOutcome:
-    """Run one check; a column that does not exist fails the check instead of raising."""
+def evaluate(table: Table, check: CheckConfig, source: CompiledSource | None = None,
+             resource: str | None = None, project_root: Path | None = None) -> CheckOutcome:
+    """Run one check; a column that does not exist fails the check instead of raising.
+    ``reconcile`` also reads the source, so it needs the source, resource and project root."""
+    if isinstance(check, ReconcileCheck):
+        return _reconcile(table, check, source, resource, project_root)
     try:
         if isinstance(check, RowCountCheck):
             passed, message, metadata = _row_count(table, check)
@@ -171,15 +181,31 @@ def evaluate(table: Table, check: CheckConfig) -> CheckOutcome:
             passed, message, metadata = _unique(table, check)
         elif isinstance(check, AcceptedValuesCheck):
             passed, message, metadata = _accepted_values(table, check)
-        else:
+        elif isinstance(check, FreshnessCheck):
             passed, message, metadata = _freshness(table, check)
+        else:
+            raise AssertionError(f"unknown check {check}")
     except (ValueError, KeyError, pa.ArrowInvalid) as exc:
         passed, message, metadata = False, f"could not evaluate: {exc}", {}
     return CheckOutcome(check_name(check), passed, check.severity, message, metadata)
 
 
-def check_source(catalog: Catalog, source: CompiledSource, resources: Sequence[str]
-                 ) -> list[tuple[str, CheckOutcome]]:
+def _reconcile(table: Table, check: ReconcileCheck, source: CompiledSource | None,
+               resource: str | None, project_root: Path | None) -> CheckOutcome:
+    from floe.runtime.verify import reconcile
+
+    assert source is not None and resource is not None and project_root is not None
+    try:
+        passed, message, metadata = reconcile(source, table, resource, project_root,
+                                              check.max_lag_seconds)
+    except Exception as exc:  # the source is down, a secret is missing: the check fails
+        passed, message, metadata = False, f"could not compare: {type(exc).__name__}: " \
+                                           f"{mask(str(exc))}", {}
+    return CheckOutcome(check_name(check), passed, check.severity, message, metadata)
+
+
+def check_source(catalog: Catalog, source: CompiledSource, resources: Sequence[str],
+                 project_root: Path | None = None) -> list[tuple[str, CheckOutcome]]:
     """Every check of ``source`` on each of its resources' tables: (asset name, outcome)."""
     outcomes = []
     for resource in resources:
@@ -187,6 +213,7 @@ def check_source(catalog: Catalog, source: CompiledSource, resources: Sequence[s
             table = catalog.load_table((source.namespace, source.table_for(resource)))
         except NoSuchTableError:
             continue  # nothing ever landed: there is nothing to check yet
-        outcomes += [(source.asset_name(resource), evaluate(table, check))
+        outcomes += [(source.asset_name(resource),
+                      evaluate(table, check, source, resource, project_root))
                      for check in source.checks]
     return outcomes

@@ -103,6 +103,7 @@ class TableReport:
     source_checksum: str | None = None
     bronze_checksum: str | None = None
     lag: str | None = None
+    lag_seconds: float | None = None  # when the cursor is a time
     missing_in_bronze: list[str] = field(default_factory=list)
     extra_in_bronze: list[str] = field(default_factory=list)
     different: list[str] = field(default_factory=list)
@@ -167,14 +168,15 @@ def _differences(source: Side, bronze: Side, columns: list[str], sample: int,
 
 
 def _lag(source: CompiledSource, engine: sqlalchemy.Engine, schema: str | None, table: str,
-         bronze: Table) -> str | None:
-    """Newest cursor value at the source minus in Bronze (postgres_cdc: the commit time)."""
+         bronze: Table) -> tuple[str | None, float | None]:
+    """Newest cursor value at the source minus in Bronze (postgres_cdc: the last change
+    applied), as text and, for a time cursor, in seconds."""
     column = source.cursor_field
     if source.source_type == "postgres_cdc":
         newest = _bronze_max(bronze, "_floe_committed_at")
-        return f"last change applied at {newest}" if newest else None
+        return (f"last change applied at {newest}" if newest else None), None
     if not column:
-        return None
+        return None, None
     meta = sqlalchemy.MetaData()
     reflected = sqlalchemy.Table(table, meta, autoload_with=engine, schema=schema)
     with engine.connect() as connection:
@@ -182,11 +184,13 @@ def _lag(source: CompiledSource, engine: sqlalchemy.Engine, schema: str | None, 
             sqlalchemy.func.max(reflected.c[column]))).scalar()
     in_bronze = _bronze_max(bronze, column)
     if at_source is None or in_bronze is None:
-        return None
+        return None, None
     try:
-        return str(at_source - in_bronze)
+        lag = at_source - in_bronze
     except TypeError:
-        return f"source at {at_source}, Bronze at {in_bronze}"
+        return f"source at {at_source}, Bronze at {in_bronze}", None
+    seconds = lag.total_seconds() if isinstance(lag, dt.timedelta) else None
+    return str(lag), seconds
 
 
 def _bronze_max(table: Table, column: str) -> Any:
@@ -221,11 +225,16 @@ def verify_source(source: CompiledSource, catalog: Catalog, project_root: Path,
 def _verify_table(source: CompiledSource, catalog: Catalog, engine: sqlalchemy.Engine,
                   schema: str | None, name: str, sample: int) -> TableReport:
     identifier = (source.namespace, source.table_for(name))
-    report = TableReport(".".join(identifier), "match")
     try:
         bronze = catalog.load_table(identifier)
     except NoSuchTableError:
-        return TableReport(report.table, "mismatch", "not in Bronze yet: run floe run")
+        return TableReport(".".join(identifier), "mismatch", "not in Bronze yet: run floe run")
+    return _compare(source, bronze, engine, schema, name, sample)
+
+
+def _compare(source: CompiledSource, bronze: Table, engine: sqlalchemy.Engine,
+             schema: str | None, name: str, sample: int) -> TableReport:
+    report = TableReport(".".join(bronze.name()[-2:]), "match")
     try:
         source_columns = [c["name"] for c in sqlalchemy.inspect(engine).get_columns(
             name, schema=schema)]
@@ -241,11 +250,40 @@ def _verify_table(source: CompiledSource, catalog: Catalog, engine: sqlalchemy.E
     report.source_rows, report.bronze_rows = source_side.rows, bronze_side.rows
     report.source_checksum = f"{source_side.checksum:016x}"
     report.bronze_checksum = f"{bronze_side.checksum:016x}"
-    report.lag = _lag(source, engine, schema, name, bronze)
+    report.lag, report.lag_seconds = _lag(source, engine, schema, name, bronze)
     if (source_side.rows, source_side.checksum) != (bronze_side.rows, bronze_side.checksum):
         report.status = "mismatch"
         _differences(source_side, bronze_side, columns, sample, report)
     return report
+
+
+def reconcile(source: CompiledSource, bronze: Table, resource: str, project_root: Path,
+              max_lag_seconds: int | None, environ: Mapping[str, str] | None = None
+              ) -> tuple[bool, str, dict[str, Any]]:
+    """The ``reconcile`` check: floe verify of one table, as (passed, message, metadata)."""
+    config = resolved_config(source, environ)
+    engine = sqlalchemy.create_engine(local_url(str(config["credentials"]), project_root))
+    try:
+        report = _compare(source, bronze, engine, config.get("schema"), resource, sample=5)
+    finally:
+        engine.dispose()
+    metadata = {k: v for k, v in report.as_dict().items() if v not in (None, [], "")}
+    if report.status != "match":
+        details = "; ".join(filter(None, [
+            report.reason,
+            "missing in Bronze: " + ", ".join(report.missing_in_bronze)
+            if report.missing_in_bronze else "",
+            "extra in Bronze: " + ", ".join(report.extra_in_bronze)
+            if report.extra_in_bronze else "",
+            "different: " + ", ".join(report.different) if report.different else ""]))
+        return False, f"Bronze differs from the source ({report.source_rows} source rows, " \
+                      f"{report.bronze_rows} in Bronze): {mask(details)}", metadata
+    lag = report.lag_seconds
+    if max_lag_seconds is not None and lag is not None and lag > max_lag_seconds:
+        return False, f"{report.bronze_rows} rows match, but Bronze lags the source by " \
+                      f"{report.lag} (max {max_lag_seconds} s)", metadata
+    return True, f"{report.bronze_rows} rows match the source (checksum " \
+                 f"{report.bronze_checksum})", metadata
 
 
 def _source_key(engine: sqlalchemy.Engine, schema: str | None, table: str) -> list[str]:

@@ -217,7 +217,7 @@ def quality_checks(source: CompiledSource, resource: str, plugin: DltIngestionPl
         for check in source.checks:
             if check_name(check) not in wanted:
                 continue
-            outcome = evaluate(table, check)
+            outcome = evaluate(table, check, source, resource, plugin.project_root)
             yield dg.AssetCheckResult(
                 asset_key=key, check_name=outcome.name, passed=outcome.passed,
                 severity=dg.AssetCheckSeverity.WARN if outcome.severity == "warn"
