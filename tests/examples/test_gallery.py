@@ -22,7 +22,7 @@ from tests.servers import Postgres, RestCatalog, free_port
 
 GALLERY = ["quickstart", "rest_api", "postgres_merge", "postgres_cdc", "schema_contracts",
            "incremental_files", "quality_checks", "notifications", "multi_env", "nycflights13",
-           "plan"]
+           "plan", "changes_and_verify"]
 
 
 def catalog_of(folder: Path, environ: dict[str, str] | None = None) -> Catalog:
@@ -105,6 +105,21 @@ def test_postgres_cdc(tmp_path: Path, postgres: Postgres) -> None:
     assert [(o["id"], o["status"]) for o in orders] == [
         (10, "paid"), (11, "shipped"), (13, "pending")]
     assert all(o["_floe_lsn"] > 0 for o in orders)
+
+
+def test_changes_and_verify(tmp_path: Path) -> None:
+    folder = copy_example("changes_and_verify", tmp_path)
+    output = run_readme(folder)
+    reads = [[json.loads(line) for line in block.splitlines() if line.startswith("{")]
+             for block in output.split("ledger.db: ")[1:3]]
+    assert sorted((r["id"], r["_change_type"]) for r in reads[0]) == [
+        (1, "insert"), (2, "insert"), (3, "insert")]
+    assert sorted((r["id"], r["balance"], r["_change_type"]) for r in reads[1]) == [
+        (1, 100.0, "delete"), (1, 120.0, "insert"), (2, 30.0, "insert"), (2, 50.0, "delete"),
+        (3, 0.0, "delete"), (4, 10.0, "insert")]
+    assert "0 change(s)" in output
+    assert "│ accounts │ bronze.accounts │ match" in output
+    assert "different: 4 (owner)" in output
 
 
 def test_schema_contracts(tmp_path: Path) -> None:

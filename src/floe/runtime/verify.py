@@ -126,7 +126,7 @@ def _bronze_side(table: Table, columns: list[str], key: list[str], live: str | N
     for batch in reader:
         rows = batch.to_pylist()
         for row in rows:
-            if live and row.get(live) not in (None, False):
+            if live and row.get(live) not in (None, False, 0):
                 continue  # soft-deleted: not in the source any more
             values = tuple(canonical(row[c]) for c in columns)
             side.add(tuple(values[i] for i in at), values)
@@ -134,8 +134,11 @@ def _bronze_side(table: Table, columns: list[str], key: list[str], live: str | N
 
 
 def _source_side(engine: sqlalchemy.Engine, schema: str | None, table: str,
-                 columns: list[str], key: list[str]) -> Side:
+                 columns: list[str], key: list[str], marker: str | None) -> Side:
+    """The source's rows; rows its delete_column marks are left out (Bronze drops them, or
+    keeps them marked, which the Bronze side leaves out too)."""
     side = Side()
+    marked_at = columns.index(marker) if marker in columns else None
     meta = sqlalchemy.MetaData()
     reflected = sqlalchemy.Table(table, meta, autoload_with=engine, schema=schema)
     query = sqlalchemy.select(*(reflected.c[c] for c in columns))
@@ -144,6 +147,8 @@ def _source_side(engine: sqlalchemy.Engine, schema: str | None, table: str,
         result = connection.execution_options(stream_results=True).execute(query)
         for rows in iter(lambda: result.fetchmany(_BATCH), []):
             for row in rows:
+                if marked_at is not None and row[marked_at] not in (None, False, 0):
+                    continue
                 values = tuple(canonical(v) for v in row)
                 side.add(tuple(values[i] for i in at), values)
     return side
@@ -244,8 +249,8 @@ def _compare(source: CompiledSource, bronze: Table, engine: sqlalchemy.Engine,
     key = [k for k in source.primary_key or _source_key(engine, schema, name) if k in columns]
     if source.write_mode == "append" and not source.primary_key:
         key = []  # append keeps every row it got: compare as a multiset
-    live = _soft_delete_column(source)
-    source_side = _source_side(engine, schema, name, columns, key)
+    live = _deleted_marker(source)
+    source_side = _source_side(engine, schema, name, columns, key, source.delete_column)
     bronze_side = _bronze_side(bronze, columns, key, live)
     report.source_rows, report.bronze_rows = source_side.rows, bronze_side.rows
     report.source_checksum = f"{source_side.checksum:016x}"
@@ -291,10 +296,11 @@ def _source_key(engine: sqlalchemy.Engine, schema: str | None, table: str) -> li
     return list(constraint.get("constrained_columns") or [])
 
 
-def _soft_delete_column(source: CompiledSource) -> str | None:
-    if source.deletes != "soft":
-        return None
-    return "_floe_deleted_at" if source.source_type == "postgres_cdc" else source.delete_column
+def _deleted_marker(source: CompiledSource) -> str | None:
+    """The Bronze column marking rows deleted at the source, which verify leaves out."""
+    if source.source_type == "postgres_cdc":
+        return "_floe_deleted_at" if source.deletes == "soft" else None
+    return source.delete_column
 
 
 def verify(sources: Iterable[CompiledSource], catalog: Catalog, project_root: Path,
