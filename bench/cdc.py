@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -72,17 +73,22 @@ def changes(pg: Postgres, rows: int, count: int, offset: int, deleted: int) -> N
     """)
 
 
+def profiled(variable: str, action: Callable[[], IngestionResult]) -> IngestionResult:
+    """Run ``action``, under cProfile (stats to the file $variable names) when it is set."""
+    if not os.environ.get(variable):
+        return action()
+    import cProfile
+
+    with cProfile.Profile() as profile:
+        result = action()
+    profile.dump_stats(os.environ[variable])
+    return result
+
+
 def child(root: Path, port: int) -> None:
     pg = Postgres(port=port)
     started = time.perf_counter()
-    if os.environ.get("FLOE_BENCH_PROFILE"):
-        import cProfile
-
-        with cProfile.Profile() as profile:
-            result = run(root, pg.url, "cdc")
-        profile.dump_stats(os.environ["FLOE_BENCH_PROFILE"])
-    else:
-        result = run(root, pg.url, "cdc")
+    result = profiled("FLOE_BENCH_PROFILE", lambda: run(root, pg.url, "cdc"))
     elapsed = time.perf_counter() - started
     print(f"{sum(t.rows_loaded for t in result.tables)} {elapsed:.3f}")
 
@@ -125,14 +131,7 @@ def main() -> None:
 
         changes(pg, rows, args.small, 20 * rows, deleted=0)
         started = time.perf_counter()
-        if os.environ.get("FLOE_BENCH_PROFILE_SMALL"):
-            import cProfile
-
-            with cProfile.Profile() as profile:
-                small = run(root, pg.url, "cdc")
-            profile.dump_stats(os.environ["FLOE_BENCH_PROFILE_SMALL"])
-        else:
-            small = run(root, pg.url, "cdc")
+        small = profiled("FLOE_BENCH_PROFILE_SMALL", lambda: run(root, pg.url, "cdc"))
         cdc_seconds = time.perf_counter() - started
         started = time.perf_counter()
         run(root, pg.url, "reload")

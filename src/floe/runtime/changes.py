@@ -22,7 +22,7 @@ from rich.table import Table as RichTable
 
 from floe.errors import FloeError
 from floe.runtime.iceberg.diff import SnapshotGoneError, diff
-from floe.runtime.project import load_project
+from floe.runtime.project import load_project, require_environment
 
 CONSUMER_PREFIX = "floe.consumer."
 
@@ -100,10 +100,7 @@ def changes(table: str, since: str | int | dt.datetime | None = None,
     from floe.runtime.console import connect
 
     project = load_project(artifacts)
-    if env is not None and env != project.artifacts.environment.name:
-        raise FloeError(f"the artifact was compiled for environment "
-                        f"'{project.artifacts.environment.name}', not '{env}': run "
-                        f"`floe compile --env {env}` first")
+    require_environment(project.artifacts, env)
     catalog = connect(project)
     try:
         loaded = catalog.load_table(tuple(table.split(".")))

@@ -24,7 +24,7 @@ from floe.runtime.ingestion.plugin import connect_catalog
 from floe.runtime.ingestion.result import IngestionResult
 from floe.runtime.notify import notify
 from floe.runtime.plugins import HealthState, IngestionConfig, load_ingestion_plugin
-from floe.runtime.project import RuntimeProject, load_project
+from floe.runtime.project import RuntimeProject, load_project, require_environment
 from floe.runtime.quality import CheckOutcome, check_source
 
 
@@ -65,10 +65,7 @@ def run_with_progress(console: Console, artifacts_path: Path | None, select: Seq
     """Run the selected sources one after another; returns how many failed."""
     project = load_project(artifacts_path)
     artifacts = project.artifacts
-    if env is not None and env != artifacts.environment.name:
-        raise FloeError(f"the artifact was compiled for environment "
-                        f"'{artifacts.environment.name}', not '{env}': run "
-                        f"`floe compile --env {env}` first")
+    require_environment(artifacts, env)
     sources = select_sources(artifacts, select)
     plugin = load_ingestion_plugin("dlt", environment=artifacts.environment,
                                    project_root=project.root)

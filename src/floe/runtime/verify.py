@@ -111,6 +111,16 @@ class TableReport:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def details(self) -> str:
+        """What differs, in one line a person can act on."""
+        return "; ".join(filter(None, [
+            self.reason,
+            "missing in Bronze: " + ", ".join(self.missing_in_bronze)
+            if self.missing_in_bronze else "",
+            "extra in Bronze: " + ", ".join(self.extra_in_bronze)
+            if self.extra_in_bronze else "",
+            "different: " + ", ".join(self.different) if self.different else ""]))
+
 
 def _shared_columns(bronze: Table, source_columns: Iterable[str]) -> list[str]:
     mine = {f.name for f in bronze.schema().fields}
@@ -274,15 +284,8 @@ def reconcile(source: CompiledSource, bronze: Table, resource: str, project_root
         engine.dispose()
     metadata = {k: v for k, v in report.as_dict().items() if v not in (None, [], "")}
     if report.status != "match":
-        details = "; ".join(filter(None, [
-            report.reason,
-            "missing in Bronze: " + ", ".join(report.missing_in_bronze)
-            if report.missing_in_bronze else "",
-            "extra in Bronze: " + ", ".join(report.extra_in_bronze)
-            if report.extra_in_bronze else "",
-            "different: " + ", ".join(report.different) if report.different else ""]))
         return False, f"Bronze differs from the source ({report.source_rows} source rows, " \
-                      f"{report.bronze_rows} in Bronze): {mask(details)}", metadata
+                      f"{report.bronze_rows} in Bronze): {mask(report.details())}", metadata
     lag = report.lag_seconds
     if max_lag_seconds is not None and lag is not None and lag > max_lag_seconds:
         return False, f"{report.bronze_rows} rows match, but Bronze lags the source by " \
@@ -320,14 +323,11 @@ def print_verification(console: Console, artifacts_path: Path | None,
                        sample: int) -> int:
     """The CLI: a table (or JSON) of every compared table; returns how many do not match."""
     from floe.runtime.console import connect
-    from floe.runtime.project import load_project
+    from floe.runtime.project import load_project, require_environment
 
     project = load_project(artifacts_path)
     artifacts = project.artifacts
-    if env is not None and env != artifacts.environment.name:
-        raise FloeError(f"the artifact was compiled for environment "
-                        f"'{artifacts.environment.name}', not '{env}': run "
-                        f"`floe compile --env {env}` first")
+    require_environment(artifacts, env)
     unknown = [name for name in select if name not in {s.name for s in artifacts.sources}]
     if unknown:
         raise FloeError(f"unknown source(s) {', '.join(unknown)}: floe.yaml has "
@@ -342,17 +342,10 @@ def print_verification(console: Console, artifacts_path: Path | None,
                       "details", title=f"floe verify: {len(results)} table(s)")
     colors = {"match": "green", "mismatch": "red", "not_comparable": "yellow"}
     for source, report in results:
-        details = "; ".join(filter(None, [
-            report.reason,
-            "missing in Bronze: " + ", ".join(report.missing_in_bronze)
-            if report.missing_in_bronze else "",
-            "extra in Bronze: " + ", ".join(report.extra_in_bronze)
-            if report.extra_in_bronze else "",
-            "different: " + ", ".join(report.different) if report.different else ""]))
         table.add_row(source.name, report.table,
                       f"[{colors[report.status]}]{report.status}[/{colors[report.status]}]",
                       _count(report.source_rows), _count(report.bronze_rows),
-                      report.lag or "", mask(details))
+                      report.lag or "", mask(report.details()))
     console.print(table)
     return failed
 
