@@ -159,6 +159,14 @@ ArtifactsOption = Annotated[Path | None, typer.Option(
     "target/compiled_artifacts.json].", dir_okay=False)]
 
 
+def _artifact_first(artifacts: Path | None, env: str | None = None) -> None:
+    """Read the artifact before importing the runtime (dlt, pyiceberg, pyarrow: ~2 s), so a
+    missing or stale artifact is said at once."""
+    from floe.runtime.project import load_project, require_environment
+
+    require_environment(load_project(artifacts).artifacts, env)
+
+
 @app.command()
 def run(
     select: Annotated[list[str] | None, typer.Option(
@@ -172,6 +180,7 @@ def run(
         "environment.")] = None,
 ) -> None:
     """Load every source (or --select ones) into Iceberg, then run their checks and alerts."""
+    _artifact_first(artifacts, env)
     from floe.runtime.console import run_with_progress
 
     failed = run_with_progress(out, artifacts, select or [], full_refresh, env)
@@ -182,6 +191,7 @@ def run(
 @app.command()
 def tables(artifacts: ArtifactsOption = None) -> None:
     """List the Bronze tables in the catalog with row counts and their last snapshot."""
+    _artifact_first(artifacts)
     from floe.runtime.console import print_tables
 
     print_tables(out, artifacts)
@@ -194,6 +204,7 @@ def show(
     artifacts: ArtifactsOption = None,
 ) -> None:
     """Print a table's schema, its snapshots and sample rows."""
+    _artifact_first(artifacts)
     from floe.runtime.console import print_table_details
 
     print_table_details(out, artifacts, table, limit)
@@ -218,13 +229,14 @@ def changes(
         "environment.")] = None,
 ) -> None:
     """Rows that changed between two snapshots: inserts and deletes (an update is both)."""
-    from floe.runtime.changes import changes as read_changes
-    from floe.runtime.changes import write_changes
-
     if output_format not in ("table", "jsonl", "parquet"):
         raise FloeError(f"--format {output_format}: use table, jsonl or parquet")
     if output_format == "parquet" and output is None:
         raise FloeError("--format parquet needs -o PATH")
+    _artifact_first(artifacts, env)
+    from floe.runtime.changes import changes as read_changes
+    from floe.runtime.changes import write_changes
+
     found = read_changes(table, since, until, consumer, artifacts, env)
     write_changes(out, found, output_format, output)
 
@@ -242,6 +254,7 @@ def verify(
         "environment.")] = None,
 ) -> None:
     """Compare Bronze with its sources: row counts, checksums, lag, and the keys that differ."""
+    _artifact_first(artifacts, env)
     from floe.runtime.verify import print_verification
 
     if print_verification(out, artifacts, select or [], env, as_json, sample):

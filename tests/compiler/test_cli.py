@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.compiler.helpers import VALID
 
 
@@ -144,3 +146,23 @@ def test_readme_five_line_project_compiles(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "target" / "compiled_artifacts.json").read_text())
     assert data["sources"][0]["source_config"] == {"bucket_url": "data", "format": "csv"}
+
+
+@pytest.mark.parametrize("command", [["run"], ["tables"], ["show", "bronze.orders"],
+                                     ["changes", "bronze.orders"], ["verify"]])
+def test_a_missing_artifact_is_said_before_the_runtime_loads(tmp_path: Path,
+                                                             command: list[str]) -> None:
+    """`floe run` before `floe compile` answers at once: no dlt, pyiceberg or pyarrow import."""
+    code = (
+        "import sys\n"
+        "from floe.cli import main\n"
+        f"try:\n    main({command!r})\nexcept SystemExit as e:\n    assert e.code == 1, e.code\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'dlt', 'dagster', 'pyiceberg', 'pyarrow'})\n"
+        "print(heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "not found: run `floe compile` first" in result.stderr + result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
