@@ -154,6 +154,8 @@ class CompiledSource(_Frozen):
         "_floe_deleted_at (postgres_cdc) or its delete_column marker")
     delete_column: str | None = Field(
         default=None, description="merge: a row whose column is true / non-null deletes its key")
+    depends_on: tuple[str, ...] = Field(
+        default=(), description="sources, or source.resource, loaded before this one")
     cursor_field: str | None = None
     cursor_initial_value: str | int | float | None = None
     schema_contract: SchemaContract

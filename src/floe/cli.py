@@ -170,7 +170,8 @@ def _artifact_first(artifacts: Path | None, env: str | None = None) -> None:
 @app.command()
 def run(
     select: Annotated[list[str] | None, typer.Option(
-        "--select", "-s", help="Only these sources (repeatable).")] = None,
+        "--select", "-s", help="Only these sources (repeatable; a+ / +a: dbt's graph "
+        "operators).")] = None,
     full_refresh: Annotated[bool, typer.Option(
         "--full-refresh", help="Forget incremental cursors and replace the tables' contents.")
     ] = False,
@@ -178,12 +179,17 @@ def run(
     env: Annotated[str | None, typer.Option(
         "--env", "-e", help="Refuse to run unless the artifact was compiled for this "
         "environment.")] = None,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", help="Sources loaded at once, in depends_on order (default: "
+        "min(4, CPUs)).", min=1)] = None,
 ) -> None:
-    """Load every source (or --select ones) into Iceberg, then run their checks and alerts."""
+    """Load every source (or --select ones: a+ adds what depends on a, +a what a depends on)
+    into Iceberg in dependency order, then run their checks and alerts."""
     _artifact_first(artifacts, env)
     from floe.runtime.console import run_with_progress
 
-    failed = run_with_progress(out, artifacts, select or [], full_refresh, env)
+    failed = run_with_progress(out, artifacts, select or [], full_refresh, env,
+                               threads or min(4, os.cpu_count() or 1))
     if failed:
         raise typer.Exit(1)
 

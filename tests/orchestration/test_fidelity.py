@@ -265,3 +265,14 @@ def test_floe_run_shows_timeouts_and_schema_changes(tmp_path: Path, api: str) ->
     assert evolved.returncode == 0, evolved.stdout + evolved.stderr
     assert "schema changes" in evolved.stdout
     assert "+email" in evolved.stdout
+
+
+def test_depends_on_is_asset_lineage(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    project.write(MANY_PROJECT.replace(
+        "  - name: clicks\n", "  - name: clicks\n    depends_on: [eu, views.views]\n"))
+    project.compile()
+    defs = build_definitions(tmp_path / "target" / "compiled_artifacts.json")
+    graph = defs.resolve_asset_graph()
+    parents = graph.get(dg.AssetKey("ingestion__clicks__clicks")).parent_keys
+    assert parents == {dg.AssetKey("ingestion__eu__orders"), dg.AssetKey("ingestion__views__views")}

@@ -125,6 +125,7 @@ def _source(spec: SourceSpec, defaults: Defaults, product: str) -> CompiledSourc
         if write_mode == "merge" else None,
         primary_key=(primary_key,) if isinstance(primary_key, str) else tuple(primary_key or ()),
         deletes=spec.deletes or "hard",
+        depends_on=tuple(spec.depends_on),
         delete_column=spec.delete_column,
         cursor_field=spec.cursor_field,
         cursor_initial_value=spec.cursor_initial_value,

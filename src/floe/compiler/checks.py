@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from croniter import croniter
 
+from floe.compiler.graph import check_dependencies
 from floe.compiler.positions import SourceMap
 from floe.compiler.render import check_template_syntax
 from floe.errors import Diagnostic, KeyPath
@@ -83,6 +84,10 @@ def check_project(
         found += _check_schedule(source, path, floe_map)
         found += _check_source_config(source, path, floe_map)
         found += _check_checks(source, path, floe_map)
+    sources = _list(floe.get("sources"))
+    resources = {s["name"]: resource_names(s.get("source_type"), _dict(s.get("source_config")))
+                 for s in sources if isinstance(s, dict) and isinstance(s.get("name"), str)}
+    found += check_dependencies(sources, resources, floe_map)
     for index, note in enumerate(_list(floe.get("notifications"))):
         template = _dict(note).get("template")
         if isinstance(template, str) and (problem := check_template_syntax(template)):

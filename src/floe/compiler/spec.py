@@ -125,6 +125,8 @@ class SourceSpec(_Spec):
     delete_column: str | None = Field(
         default=None, description="merge only: a row whose column is true (boolean) or "
         "non-null (timestamp) removes its key from Bronze")
+    depends_on: list[str] = Field(
+        default_factory=list, description="sources (or source.resource) loaded before this one")
     cursor_field: str | None = None
     cursor_initial_value: str | int | float | None = None
     schema_contract: SchemaContract | None = None

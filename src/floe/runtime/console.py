@@ -23,16 +23,20 @@ from floe.runtime.ingestion.errors import SourceConnectionError
 from floe.runtime.ingestion.plugin import connect_catalog
 from floe.runtime.ingestion.result import IngestionResult
 from floe.runtime.notify import notify
+from floe.runtime.order import downstream, run_in_order, upstream
 from floe.runtime.plugins import HealthState, IngestionConfig, load_ingestion_plugin
 from floe.runtime.project import RuntimeProject, load_project, require_environment
 from floe.runtime.quality import CheckOutcome, check_source
 
 
 def select_sources(artifacts: CompiledArtifacts, names: Sequence[str]) -> list[CompiledSource]:
+    """``--select``: names, with dbt's graph operators: ``a+`` also what depends on ``a``,
+    ``+a`` also what ``a`` depends on."""
     if not names:
         return list(artifacts.sources)
     known = [s.name for s in artifacts.sources]
-    unknown = [n for n in names if n not in known]
+    plain = [n.strip("+") for n in names]
+    unknown = [n for n in plain if n not in known]
     if unknown:
         hints = []
         for name in unknown:
@@ -40,7 +44,15 @@ def select_sources(artifacts: CompiledArtifacts, names: Sequence[str]) -> list[C
             hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
         raise FloeError(f"--select: no source named {', '.join(hints)}; sources: "
                         + ", ".join(known))
-    return [s for s in artifacts.sources if s.name in names]
+    graph = {s.name: list(s.depends_on) for s in artifacts.sources}
+    wanted: set[str] = set()
+    for name, bare in zip(names, plain, strict=True):
+        wanted.add(bare)
+        if name.endswith("+"):
+            wanted |= downstream(graph, bare)
+        if name.startswith("+"):
+            wanted |= upstream(graph, bare)
+    return [s for s in artifacts.sources if s.name in wanted]
 
 
 def connect(project: RuntimeProject) -> Catalog:
@@ -61,8 +73,9 @@ def _size(num: int) -> str:
 
 
 def run_with_progress(console: Console, artifacts_path: Path | None, select: Sequence[str],
-                      full_refresh: bool, env: str | None) -> int:
-    """Run the selected sources one after another; returns how many failed."""
+                      full_refresh: bool, env: str | None, threads: int = 1) -> int:
+    """Run the selected sources in dependency order, ``threads`` at a time; returns how many
+    did not load (failed, timed out or skipped) plus the failing error checks."""
     project = load_project(artifacts_path)
     artifacts = project.artifacts
     require_environment(artifacts, env)
@@ -73,18 +86,22 @@ def run_with_progress(console: Console, artifacts_path: Path | None, select: Seq
     health = plugin.health_check()
     if health.state is HealthState.UNHEALTHY:
         raise FloeError(f"environment '{artifacts.environment.name}': {health.message}")
-    results: list[IngestionResult] = []
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=console, transient=True) as progress:
-            for source in sources:
+
+            def load(source: CompiledSource) -> IngestionResult:
                 task = progress.add_task(f"loading {source.name} -> {source.destination_table}")
-                pipeline = plugin.create_pipeline(IngestionConfig(
-                    source, artifacts.environment, project.root, full_refresh))
-                results.append(plugin.run(pipeline))
-                progress.remove_task(task)
+                try:
+                    return plugin.run(plugin.create_pipeline(IngestionConfig(
+                        source, artifacts.environment, project.root, full_refresh)))
+                finally:
+                    progress.remove_task(task)
+
+            by_name = run_in_order(sources, load, threads)
     finally:
         plugin.shutdown()
+    results = [by_name[s.name] for s in sources]
     checked = [(s, r) for s, r in zip(sources, results, strict=True) if r.success and s.checks]
     catalog = connect(project) if checked else None
     checks = [outcome for source, result in checked if catalog is not None
@@ -146,7 +163,8 @@ def _print_summary(console: Console, sources: Sequence[CompiledSource],
                    results: Sequence[IngestionResult]) -> None:
     table = Table("source", "table", "rows", "bytes", "seconds", "status", "schema changes",
                   title=f"floe run: {len(results)} source(s)")
-    statuses = {"success": "[green]ok[/green]", "timeout": "[red]timeout[/red]"}
+    statuses = {"success": "[green]ok[/green]", "timeout": "[red]timeout[/red]",
+                "skipped": "[yellow]skipped[/yellow]"}
     for source, result in zip(sources, results, strict=True):
         status = statuses.get(result.status, "[red]failed[/red]")
         if result.success and not result.tables:

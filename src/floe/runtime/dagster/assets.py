@@ -44,6 +44,19 @@ def asset_key(source: CompiledSource, resource: str) -> dg.AssetKey:
     return dg.AssetKey(source.asset_name(resource))
 
 
+def upstream_keys(artifacts: CompiledArtifacts, source: CompiledSource) -> list[dg.AssetKey]:
+    """``depends_on`` as asset dependencies, so lineage shows them: a source means all of its
+    assets, ``source.resource`` one of them."""
+    keys: list[dg.AssetKey] = []
+    for entry in source.depends_on:
+        name, _, resource = entry.partition(".")
+        other = artifacts.source(name)
+        names = [resource] if resource else list(
+            other.resources or ((other.schema_asset,) if other.schema_asset else ()))
+        keys += [asset_key(other, r) for r in names]
+    return keys
+
+
 def _owners(owner: str | None) -> list[str]:
     if not owner:
         return []
@@ -74,7 +87,7 @@ class FloeTranslator(DagsterDltTranslator):
             tags={"floe/source_type": source.source_type, "floe/write_mode": source.write_mode},
             metadata={"floe/destination_table": table, "floe/source": source.name,
                       "floe/resource": resource},
-            deps=[],
+            deps=upstream_keys(self.artifacts, source),
         )
 
 

@@ -28,7 +28,6 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import (
     CommitFailedException,
     NoSuchTableError,
-    TableAlreadyExistsError,
 )
 from pyiceberg.expressions import (
     AlwaysFalse,
@@ -107,7 +106,7 @@ def total_rows(snapshot: Snapshot | None) -> int | None:
 def commit_table_load(catalog: Catalog, load: TableLoad, attempts: int = 5) -> CommitResult:
     """Commit ``load`` in one transaction, retrying when another source's commit raced it."""
     incoming = _incoming_schema(load.files)
-    catalog.create_namespace_if_not_exists(load.identifier[0])
+    _ensure_namespace(catalog, load.identifier[0])
     retrying = Retrying(
         retry=retry_if_exception_type(CommitFailedException),
         stop=stop_after_attempt(attempts), wait=wait_exponential(multiplier=0.2, max=5),
@@ -116,6 +115,16 @@ def commit_table_load(catalog: Catalog, load: TableLoad, attempts: int = 5) -> C
         with attempt:
             return _commit_once(catalog, load, incoming)
     raise AssertionError("unreachable: tenacity reraises")
+
+
+def _ensure_namespace(catalog: Catalog, namespace: str) -> None:
+    """Create the namespace unless it exists; two loads racing to create it is fine (the SQL
+    catalog reports the loser as an IntegrityError, not NamespaceAlreadyExistsError)."""
+    try:
+        catalog.create_namespace_if_not_exists(namespace)
+    except Exception:
+        if not catalog.namespace_exists(namespace):
+            raise
 
 
 def _incoming_schema(files: Sequence[str]) -> pa.Schema:
@@ -137,7 +146,9 @@ def _load_or_create(catalog: Catalog, load: TableLoad, incoming: pa.Schema
         try:
             return catalog.create_table(load.identifier, schema=incoming,
                                         properties=NO_BLIND_RETRY), True
-        except TableAlreadyExistsError:  # another run created it a moment ago
+        except Exception:  # another run created it a moment ago (or the create failed)
+            if not catalog.table_exists(load.identifier):
+                raise
             table = catalog.load_table(load.identifier)
     if table.metadata.properties.get(TableProperties.COMMIT_NUM_RETRIES) != "0":
         with table.transaction() as tx:  # a table from before floe 0.2, or made by hand
