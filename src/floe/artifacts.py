@@ -115,6 +115,26 @@ class FreshnessCheck(_Frozen):
     max_age_seconds: int
 
 
+class NullRateCheck(_Frozen):
+    type: Literal["null_rate"] = "null_rate"
+    severity: Severity = "error"
+    column: str
+    max: float
+
+
+class SchemaCheck(_Frozen):
+    type: Literal["schema"] = "schema"
+    severity: Severity = "error"
+    columns: dict[str, str]
+
+
+class VolumeCheck(_Frozen):
+    type: Literal["volume"] = "volume"
+    severity: Severity = "error"
+    min_ratio: float | None = None
+    max_ratio: float | None = None
+
+
 class ReconcileCheck(_Frozen):
     type: Literal["reconcile"] = "reconcile"
     severity: Severity = "error"
@@ -123,7 +143,7 @@ class ReconcileCheck(_Frozen):
 
 CheckConfig = Annotated[
     RowCountCheck | NotNullCheck | UniqueCheck | AcceptedValuesCheck | FreshnessCheck
-    | ReconcileCheck,
+    | ReconcileCheck | NullRateCheck | SchemaCheck | VolumeCheck,
     Field(discriminator="type"),
 ]
 

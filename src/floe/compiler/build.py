@@ -16,13 +16,16 @@ from floe.artifacts import (
     FreshnessCheck,
     NotificationConfig,
     NotNullCheck,
+    NullRateCheck,
     ProductInfo,
     ReconcileCheck,
     RetryConfig,
     RowCountCheck,
     ScheduleConfig,
+    SchemaCheck,
     StorageConfig,
     UniqueCheck,
+    VolumeCheck,
 )
 from floe.compiler.checks import resource_names
 from floe.compiler.spec import (
@@ -79,6 +82,14 @@ def _check(spec: CheckSpec) -> CheckConfig:
     if spec.accepted_values is not None:
         av = spec.accepted_values
         return AcceptedValuesCheck(column=av.column, values=tuple(av.values), severity=av.severity)
+    if spec.null_rate is not None:
+        return NullRateCheck(column=spec.null_rate.column, max=spec.null_rate.max,
+                             severity=spec.null_rate.severity)
+    if spec.schema_ is not None:
+        return SchemaCheck(columns=dict(spec.schema_.columns), severity=spec.schema_.severity)
+    if spec.volume is not None:
+        return VolumeCheck(min_ratio=spec.volume.min_ratio, max_ratio=spec.volume.max_ratio,
+                           severity=spec.volume.severity)
     if spec.reconcile is not None:
         lag = spec.reconcile.max_lag
         return ReconcileCheck(severity=spec.reconcile.severity,

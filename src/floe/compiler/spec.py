@@ -88,6 +88,25 @@ class ReconcileSpec(_Spec):
     severity: Severity = "error"
 
 
+class NullRateSpec(_Spec):
+    column: str
+    max: float = Field(ge=0, le=1, description="largest fraction of nulls allowed, e.g. 0.05")
+    severity: Severity = "error"
+
+
+class SchemaCheckSpec(_Spec):
+    columns: dict[str, str] = Field(
+        min_length=1, description="column -> Iceberg type expected in Bronze (long, string, "
+        "double, decimal(10, 2), timestamptz...)")
+    severity: Severity = "error"
+
+
+class VolumeSpec(_Spec):
+    min_ratio: float | None = Field(default=None, ge=0)
+    max_ratio: float | None = Field(default=None, ge=0)
+    severity: Severity = "error"
+
+
 class CheckSpec(_Spec):
     """Exactly one key: the check's type."""
 
@@ -100,6 +119,10 @@ class CheckSpec(_Spec):
     freshness: FreshnessSpec | None = None
     reconcile: ReconcileSpec | None = Field(
         default=None, description="floe verify as a check: Bronze equals the source")
+    null_rate: NullRateSpec | None = None
+    schema_: SchemaCheckSpec | None = Field(default=None, alias="schema")
+    volume: VolumeSpec | None = Field(
+        default=None, description="rows loaded against the average of recent loads")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> CheckSpec:

@@ -25,9 +25,12 @@ from floe.artifacts import (
     CompiledSource,
     FreshnessCheck,
     NotNullCheck,
+    NullRateCheck,
     ReconcileCheck,
     RowCountCheck,
+    SchemaCheck,
     UniqueCheck,
+    VolumeCheck,
 )
 from floe.logs import mask
 
@@ -47,7 +50,7 @@ def check_name(check: CheckConfig) -> str:
     """A stable, readable name: the Dagster check name and the key in results."""
     if isinstance(check, NotNullCheck | UniqueCheck):
         return f"{check.type}__{'__'.join(check.columns)}"
-    if isinstance(check, AcceptedValuesCheck | FreshnessCheck):
+    if isinstance(check, AcceptedValuesCheck | FreshnessCheck | NullRateCheck):
         return f"{check.type}__{check.column}"
     return check.type
 
@@ -66,6 +69,14 @@ def describe(check: CheckConfig) -> str:
     if isinstance(check, ReconcileCheck):
         lag = f", lag at most {_age(check.max_lag_seconds)}" if check.max_lag_seconds else ""
         return f"Bronze equals the source (floe verify){lag}"
+    if isinstance(check, NullRateCheck):
+        return f"at most {check.max:.1%} nulls in {check.column}"
+    if isinstance(check, SchemaCheck):
+        return "columns and types: " + ", ".join(f"{c} {t}" for c, t in check.columns.items())
+    if isinstance(check, VolumeCheck):
+        return (f"rows loaded between {check.min_ratio or 0}x and "
+                f"{check.max_ratio if check.max_ratio is not None else 'any'}x the recent "
+                "average")
     return f"newest {check.column} at most {_age(check.max_age_seconds)} old"
 
 
@@ -166,6 +177,61 @@ def _freshness(table: Table, check: FreshnessCheck) -> tuple[bool, str, dict[str
     return True, f"newest {check.column} is {_age(age)} old (max age {limit})", metadata
 
 
+def _null_rate(table: Table, check: NullRateCheck) -> tuple[bool, str, dict[str, Any]]:
+    rows = nulls = 0
+    for batch in _batches(table, (check.column,)):
+        rows += batch.num_rows
+        nulls += batch.column(0).null_count
+    rate = nulls / rows if rows else 0.0
+    message = f"{rate:.1%} nulls in {check.column} ({nulls} of {rows} rows)"
+    if rate > check.max:
+        message += f", more than {check.max:.1%}"
+    return rate <= check.max, message, {"null_rate": rate, "nulls": nulls, "rows": rows}
+
+
+def _schema(table: Table, check: SchemaCheck) -> tuple[bool, str, dict[str, Any]]:
+    actual = {f.name: str(f.field_type) for f in table.schema().fields}
+    problems = []
+    for column, expected in check.columns.items():
+        found = actual.get(column)
+        if found is None:
+            problems.append(f"{column} is missing")
+        elif found.replace(" ", "") != expected.replace(" ", "").lower():
+            problems.append(f"{column} is {found}, not {expected}")
+    if problems:
+        return False, "; ".join(problems), {"columns": actual}
+    return True, f"{len(check.columns)} column(s) as expected", {"columns": actual}
+
+
+_RECENT_LOADS = 10
+
+
+def _volume(table: Table, check: VolumeCheck) -> tuple[bool, str, dict[str, Any]]:
+    """The last load's rows against the average of the loads before it (snapshot summaries:
+    no data file is read)."""
+    loads: list[int] = []
+    snapshot = table.current_snapshot()
+    while snapshot is not None and len(loads) <= _RECENT_LOADS:
+        summary = snapshot.summary
+        if summary is not None and summary["floe.load-id"] is not None:
+            loads.append(int(summary["added-records"] or 0))
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+    if len(loads) < 2:
+        return True, "not enough loads yet to compare", {"loads": len(loads)}
+    latest, history = loads[0], loads[1:]
+    average = sum(history) / len(history)
+    ratio = latest / average if average else float("inf") if latest else 1.0
+    low = check.min_ratio if check.min_ratio is not None else 0.0
+    high = check.max_ratio if check.max_ratio is not None else float("inf")
+    message = (f"{latest} rows loaded, {ratio:.2f}x the average of the {len(history)} loads "
+               f"before ({average:.0f})")
+    passed = low <= ratio <= high
+    if not passed:
+        message += f", outside {low}x..{check.max_ratio if check.max_ratio is not None else 'any'}x"
+    return passed, message, {"rows_loaded": latest, "ratio": ratio, "average": average}
+
+
 def evaluate(table: Table, check: CheckConfig, source: CompiledSource | None = None,
              resource: str | None = None, project_root: Path | None = None) -> CheckOutcome:
     """Run one check; a column that does not exist fails the check instead of raising.
@@ -183,6 +249,12 @@ def evaluate(table: Table, check: CheckConfig, source: CompiledSource | None = N
             passed, message, metadata = _accepted_values(table, check)
         elif isinstance(check, FreshnessCheck):
             passed, message, metadata = _freshness(table, check)
+        elif isinstance(check, NullRateCheck):
+            passed, message, metadata = _null_rate(table, check)
+        elif isinstance(check, SchemaCheck):
+            passed, message, metadata = _schema(table, check)
+        elif isinstance(check, VolumeCheck):
+            passed, message, metadata = _volume(table, check)
         else:
             raise AssertionError(f"unknown check {check}")
     except (ValueError, KeyError, pa.ArrowInvalid) as exc:
