@@ -44,8 +44,8 @@ def dependencies(source: CompiledSource, selected: set[str]) -> set[str]:
 def run_in_order(sources: Sequence[CompiledSource],
                  load: Callable[[CompiledSource], IngestionResult], threads: int
                  ) -> dict[str, IngestionResult]:
-    """Every source's result; with one thread, all in the calling thread (so a source's
-    ``timeout_seconds`` can interrupt a blocking read)."""
+    """Every source's result.  With one thread, or when only one source can run, it runs in
+    the calling thread (so its ``timeout_seconds`` can interrupt a blocking read)."""
     selected = {s.name for s in sources}
     waiting = {s.name: dependencies(s, selected) for s in sources}
     by_name = {s.name: s for s in sources}
@@ -73,7 +73,13 @@ def run_in_order(sources: Sequence[CompiledSource],
         return {s.name: results[s.name] for s in sources}
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="floe-run") as pool:
         while True:
-            for name in ready()[: threads - len(running)]:
+            startable = ready()
+            if len(startable) == 1 and not running:
+                # nothing else could start before it ends: run it here, in the main thread,
+                # where its timeout_seconds can interrupt a blocking read
+                settle(startable[0], load(by_name[startable[0]]))
+                continue
+            for name in startable[: threads - len(running)]:
                 running[name] = pool.submit(load, by_name[name])
             if not running:
                 break
