@@ -194,10 +194,17 @@ class CompiledSource(_Frozen):
         return re.sub(r"[^A-Za-z0-9_]", "_", f"ingestion__{self.name}__{resource}")
 
 
+NotificationChannel = Literal["webhook", "slack", "teams", "email"]
+
+
 class NotificationConfig(_Frozen):
     on: tuple[NotificationEvent, ...]
-    webhook: str
-    template: str
+    channel: NotificationChannel = "webhook"
+    target: str = Field(description="the webhook URL or smtp:// URL (a secret reference)")
+    template: str | None = Field(default=None, description="None: the event's default")
+    email_to: tuple[str, ...] = ()
+    email_from: str | None = None
+    subject: str | None = None
 
 
 class CompiledArtifacts(_Frozen):

@@ -87,7 +87,8 @@ def test_every_source_is_fully_resolved(tmp_path: Path) -> None:
     assert (crm.namespace, crm.table, crm.resources) == ("bronze", None, ("customers", "invoices"))
     assert crm.table_for("invoices") == "invoices"
     assert artifacts.notifications[0].template == "floe {{ product }}: {{ asset }} {{ status }}"
-    assert artifacts.notifications[0].webhook == "${secret:ALERT_WEBHOOK}"
+    assert artifacts.notifications[0].target == "${secret:ALERT_WEBHOOK}"
+    assert artifacts.notifications[0].channel == "webhook"
 
 
 def test_embedded_environment_without_platform_file(tmp_path: Path) -> None:

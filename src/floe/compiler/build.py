@@ -34,6 +34,7 @@ from floe.compiler.spec import (
     Defaults,
     EnvironmentSpec,
     FloeSpec,
+    NotificationSpec,
     RetrySpec,
     SourceSpec,
 )
@@ -97,6 +98,19 @@ def _check(spec: CheckSpec) -> CheckConfig:
     assert spec.freshness is not None  # CheckSpec guarantees exactly one key
     return FreshnessCheck(column=spec.freshness.column, severity=spec.freshness.severity,
                           max_age_seconds=duration_seconds(spec.freshness.max_age))
+
+
+def _notification(spec: NotificationSpec) -> NotificationConfig:
+    if spec.email is not None:
+        return NotificationConfig(
+            on=tuple(spec.on), channel="email", target=spec.email.smtp, template=spec.template,
+            email_to=tuple(spec.email.to), email_from=spec.email.from_,
+            subject=spec.email.subject)
+    channel = "slack" if spec.slack else "teams" if spec.teams else "webhook"
+    target = spec.slack or spec.teams or spec.webhook
+    assert target is not None  # NotificationSpec guarantees one channel
+    return NotificationConfig(on=tuple(spec.on), channel=channel, target=target,
+                              template=spec.template)
 
 
 def pipeline_name(product: str, source: str) -> str:
@@ -169,8 +183,5 @@ def build_artifacts(
             if environment.storage else None,
         ),
         sources=tuple(_source(s, floe.defaults, product) for s in floe.sources),
-        notifications=tuple(
-            NotificationConfig(on=tuple(n.on), webhook=n.webhook, template=n.template)
-            for n in floe.notifications
-        ),
+        notifications=tuple(_notification(n) for n in floe.notifications),
     )

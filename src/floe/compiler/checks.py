@@ -89,14 +89,40 @@ def check_project(
                  for s in sources if isinstance(s, dict) and isinstance(s.get("name"), str)}
     found += check_dependencies(sources, resources, floe_map)
     for index, note in enumerate(_list(floe.get("notifications"))):
-        template = _dict(note).get("template")
-        if isinstance(template, str) and (problem := check_template_syntax(template)):
-            found.append(floe_map.diagnostic(("notifications", index, "template"), problem))
+        found += _check_notification(_dict(note), ("notifications", index), floe_map)
     found += _check_literal_credentials(floe, (), floe_map)
     if platform is not None and platform_map is not None:
         found += _check_platform(platform, platform_map)
         found += _check_literal_credentials(platform, (), platform_map)
     return found
+
+
+_CHANNELS = ("webhook", "slack", "teams", "email")
+
+
+def _check_notification(note: dict[str, Any], path: KeyPath, where: SourceMap
+                        ) -> Iterator[Diagnostic]:
+    channels = [c for c in _CHANNELS if c in note]
+    if len(channels) != 1:
+        yield where.diagnostic(
+            path, "a notification needs exactly one of webhook, slack, teams, email"
+            + (f" (it has {', '.join(channels)})" if channels else ""),
+            "e.g. `slack: \"{{ secret('SLACK_WEBHOOK') }}\"`")
+    for key, value in (("template", note.get("template")),
+                       ("email.subject", _dict(note.get("email")).get("subject"))):
+        if isinstance(value, str) and (problem := check_template_syntax(value)):
+            yield where.diagnostic((*path, *key.split(".")), problem)
+    for channel in ("slack", "teams"):
+        value = note.get(channel)
+        if isinstance(value, str) and not has_secret_ref(value):
+            yield where.diagnostic(
+                (*path, channel), f"the {channel} webhook URL is a credential: anyone with it "
+                "can post to your channel", f"use `{channel}: \"{{{{ secret('"
+                f"{channel.upper()}_WEBHOOK') }}}}\"`")
+    smtp = _dict(note.get("email")).get("smtp")
+    if isinstance(smtp, str) and not has_secret_ref(smtp) and _URL_WITH_PASSWORD.match(smtp):
+        yield where.diagnostic((*path, "email", "smtp"), "the smtp URL holds a password",
+                               "use `smtp: \"{{ secret('SMTP_URL') }}\"`")
 
 
 def _check_write_mode(

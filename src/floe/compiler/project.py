@@ -93,7 +93,9 @@ def compile_project(request: CompileRequest) -> CompiledArtifacts:
     context = TemplateContext(environ, variables)
 
     def _runtime_template(path: tuple[str | int, ...]) -> bool:
-        return len(path) == 3 and path[0] == "notifications" and path[2] == "template"
+        """Notification templates (and email subjects) render when a message is sent."""
+        return path[:1] == ("notifications",) and path[2:] in (("template",),
+                                                               ("email", "subject"))
 
     floe_data = render_value(floe_doc.data, (), context, floe_map, diagnostics,
                              skip=_runtime_template)

@@ -161,11 +161,32 @@ class SourceSpec(_Spec):
     checks: list[CheckSpec] = Field(default_factory=list)
 
 
+class EmailSpec(_Spec):
+    to: list[str] = Field(min_length=1)
+    from_: str = Field(alias="from")
+    smtp: str = Field(description="smtp://[user:password@]host:port (STARTTLS when offered) "
+                      "or smtps://...; through secret()")
+    subject: str | None = Field(default=None, description="a Jinja template")
+
+
 class NotificationSpec(_Spec):
+    """Exactly one channel: webhook, slack, teams or email."""
+
     on: list[NotificationEvent] = Field(min_length=1)
-    webhook: str
-    template: str = (
-        "floe {{ product }}: {{ asset }} {{ status }}{% if error %} — {{ error }}{% endif %}")
+    webhook: str | None = None
+    slack: str | None = Field(default=None, description="a Slack incoming-webhook URL")
+    teams: str | None = Field(default=None, description="a Teams incoming-webhook URL")
+    email: EmailSpec | None = None
+    template: str | None = Field(
+        default=None, description="a Jinja template; default: one per event (failure, "
+        "success, check_failure)")
+
+    @model_validator(mode="after")
+    def _one_channel(self) -> NotificationSpec:
+        channels = [c for c in ("webhook", "slack", "teams", "email") if getattr(self, c)]
+        if len(channels) != 1:
+            raise ValueError("a notification has exactly one of webhook, slack, teams, email")
+        return self
 
 
 class FloeSpec(_Spec):

@@ -1,15 +1,19 @@
-"""Render a ``notifications:`` template and post it to the webhook, for `floe run` and Dagster.
+"""Render a ``notifications:`` message and deliver it, for `floe run` and Dagster: a generic
+webhook, Slack (incoming-webhook JSON), Teams (an Adaptive Card) or email (SMTP).
 
-The webhook URL is a ``secret()``: it is read from the environment when a message is sent and
-never logged.  A delivery that keeps failing is retried, then logged and dropped: an alert must
-never fail a load or crash a sensor.
+Targets are ``secret()``s: read from the environment when a message is sent and never logged.
+A delivery that keeps failing is retried, then logged and dropped: an alert must never fail a
+load or crash a sensor.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import smtplib
+from collections.abc import Callable, Sequence
+from email.message import EmailMessage
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import requests
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -27,18 +31,26 @@ def render(template: str, **values: Any) -> str:
     return _TEMPLATES.from_string(template).render(**values)
 
 
-def deliver(webhook: str, payload: dict[str, Any], attempts: int = 3) -> bool:
-    """POST ``payload`` as JSON; True when the receiver accepted it (2xx)."""
+DEFAULT_TEMPLATES: dict[str, str] = {
+    "failure": "floe {{ product }}: {{ asset }} failed — {{ error }}",
+    "success": "floe {{ product }}: {{ asset }} loaded",
+    "check_failure": "floe {{ product }}: checks failed on {{ asset }} — {{ error }}",
+}
+DEFAULT_SUBJECT = "[floe {{ product }}] {{ status }}: {{ asset }}"
+
+
+def deliver(target: str, send: Callable[[str], None], attempts: int = 3) -> bool:
+    """Call ``send`` with the resolved target until it works; True when it did."""
     try:
-        url: str = resolve_secrets(webhook, os.environ)
-        register_secret_value(url)
+        resolved: str = resolve_secrets(target, os.environ)
+        register_secret_value(resolved)
         for attempt in Retrying(stop=stop_after_attempt(attempts), reraise=True,
                                 wait=wait_exponential(multiplier=0.5, max=4)):
             with attempt:
-                requests.post(url, json=payload, timeout=10).raise_for_status()
+                send(resolved)
         return True
     except Exception as exc:
-        # the URL is a secret: name the failure, never the address
+        # the target is a secret: name the failure, never the address
         log.warning("notification.failed", error_type=type(exc).__name__,
                     error=mask(str(exc)), attempts=attempts)
         return False
@@ -56,6 +68,54 @@ def notify(product: str, notifications: Sequence[NotificationConfig], event: Not
     return sent
 
 
+def _post(payload: dict[str, Any]) -> Callable[[str], None]:
+    def send(url: str) -> None:
+        requests.post(url, json=payload, timeout=10).raise_for_status()
+    return send
+
+
+def teams_card(title: str, message: str) -> dict[str, Any]:
+    """A Teams incoming-webhook message: one Adaptive Card with a title and the text."""
+    return {"type": "message", "attachments": [{
+        "contentType": "application/vnd.microsoft.card.adaptive",
+        "content": {
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "type": "AdaptiveCard", "version": "1.4",
+            "body": [{"type": "TextBlock", "text": title, "weight": "Bolder", "wrap": True},
+                     {"type": "TextBlock", "text": message, "wrap": True}]}}]}
+
+
+def _email(notification: NotificationConfig, subject: str, body: str
+           ) -> Callable[[str], None]:
+    def send(url: str) -> None:
+        parts = urlsplit(url)
+        message = EmailMessage()
+        message["From"] = notification.email_from or ""
+        message["To"] = ", ".join(notification.email_to)
+        message["Subject"] = subject
+        message.set_content(body)
+        port = parts.port or (465 if parts.scheme == "smtps" else 25)
+        client: smtplib.SMTP = (smtplib.SMTP_SSL if parts.scheme == "smtps" else smtplib.SMTP)(
+            parts.hostname or "localhost", port, timeout=10)
+        with client:
+            if parts.scheme != "smtps" and client.has_extn("starttls"):
+                client.starttls()
+            if parts.username:
+                client.login(unquote(parts.username), unquote(parts.password or ""))
+            client.send_message(message)
+    return send
+
+
 def _send(notification: NotificationConfig, values: dict[str, str]) -> int:
-    message = render(notification.template, **values)
-    return int(deliver(notification.webhook, {"text": message, **values}))
+    template = notification.template or DEFAULT_TEMPLATES[values["status"]]
+    message = render(template, **values)
+    if notification.channel == "slack":
+        send = _post({"text": message})
+    elif notification.channel == "teams":
+        send = _post(teams_card(render(DEFAULT_SUBJECT, **values), message))
+    elif notification.channel == "email":
+        subject = render(notification.subject or DEFAULT_SUBJECT, **values)
+        send = _email(notification, subject, message)
+    else:
+        send = _post({"text": message, **values})
+    return int(deliver(notification.target, send))
