@@ -7,6 +7,8 @@ Each test copies the example to a temporary folder and runs the README's ```bash
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from tests.servers import Postgres, RestCatalog, free_port
 
 GALLERY = ["quickstart", "rest_api", "postgres_merge", "postgres_cdc", "schema_contracts",
            "incremental_files", "quality_checks", "notifications", "multi_env", "nycflights13",
-           "plan", "changes_and_verify"]
+           "plan", "changes_and_verify", "depends_on", "retries_and_timeouts"]
 
 
 def catalog_of(folder: Path, environ: dict[str, str] | None = None) -> Catalog:
@@ -120,6 +122,33 @@ def test_changes_and_verify(tmp_path: Path) -> None:
     assert "0 change(s)" in output
     assert "│ accounts │ bronze.accounts │ match" in output
     assert "different: 4 (owner)" in output
+
+
+def test_depends_on(tmp_path: Path) -> None:
+    folder = copy_example("depends_on", tmp_path)
+    output = run_readme(folder)
+    assert "orders: skipped: depends on customers, which failed" in output
+    assert "cannot read customers.csv as csv" in output
+    catalog = catalog_of(folder)
+    assert [r["name"] for r in rows(catalog, "bronze.customers", "id")] == ["Ada", "Bob"]
+    assert [r["id"] for r in rows(catalog, "bronze.orders", "id")] == [10, 11]
+    assert len(rows(catalog, "bronze.payments", "id")) == 1
+
+
+def test_retries_and_timeouts(tmp_path: Path) -> None:
+    folder = copy_example("retries_and_timeouts", tmp_path)
+    port = str(free_port())
+    try:
+        output = run_readme(folder, env={"API_URL": f"http://127.0.0.1:{port}"},
+                            replace={"8766": port})
+    finally:
+        subprocess.run([sys.executable, "-m", "api_server", "stop"], cwd=folder, check=False)
+    retries = [line for line in output.splitlines() if "ingestion.retry" in line]
+    assert len(retries) == 2 and all("503 Server Error" in line for line in retries)
+    assert "│ rates  │ bronze.rates  │ 2    │" in output
+    assert "timed out after 2 s (timeout_seconds) while extracting; nothing was committed" \
+        in output
+    assert ("bronze", "report") not in catalog_of(folder).list_tables("bronze")
 
 
 def test_schema_contracts(tmp_path: Path) -> None:

@@ -189,8 +189,10 @@ def _is_transient(error: BaseException) -> bool:
 def _log_retry(source: CompiledSource) -> Any:
     def _before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
+        cause = _root_cause(error) if error is not None else None
         log.warning("ingestion.retry", pipeline_id=source.pipeline_name,
-                    attempt=state.attempt_number, error=mask(str(error)),
+                    attempt=state.attempt_number,
+                    error=mask(f"{type(cause).__name__}: {cause}") if cause else "",
                     sleep_seconds=round(state.upcoming_sleep, 2))
     return _before_sleep
 
