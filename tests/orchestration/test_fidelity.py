@@ -201,6 +201,9 @@ def test_new_columns_are_in_the_materialization_metadata(tmp_path: Path) -> None
     assert event.materialization.metadata["new_columns"].value == ["bronze.orders.email"]
 
 
+MANY = [("eu", "orders", ""), ("us", "orders", ""), ("apac", "orders", ""),
+        ("clicks", "clicks", "[eu, views.views]"), ("views", "views", "")] + [
+        (f"feed{i}", f"feed{i}", f"[feed{i - 1}]" if i % 3 else "") for i in range(15)]
 MANY_PROJECT = """\
 apiVersion: floe.dev/v1
 kind: DataProduct
@@ -210,25 +213,25 @@ sources:
   - name: {name}
     source_type: filesystem
     destination_table: bronze.{table}
+    depends_on: {deps or "[]"}
     source_config: {{bucket_url: landing/{name}, file_glob: "*.jsonl", format: jsonl}}
-""" for name, table in [("eu", "orders"), ("us", "orders"), ("apac", "orders"),
-                        ("clicks", "clicks"), ("views", "views")])
+""" for name, table, deps in MANY)
 
 
-def test_multiprocess_executor_materializes_many_assets_at_once(tmp_path: Path) -> None:
-    """Five assets in one run, each step in its own process, three of them committing to one
-    shared table at the same moment: every row once, every source's cursor kept."""
+def test_multiprocess_executor_materializes_twenty_sources(tmp_path: Path) -> None:
+    """Twenty assets in one run, each step in its own process, three of them committing to
+    one shared table at the same moment, with depends_on edges: every row once, every
+    source's cursor kept; the second run finds nothing new."""
     project = Project(tmp_path)
     project.write(MANY_PROJECT)
     project.compile()
-    expected: dict[str, int] = {"orders": 0, "clicks": 0, "views": 0}
-    for name, table in [("eu", "orders"), ("us", "orders"), ("apac", "orders"),
-                        ("clicks", "clicks"), ("views", "views")]:
+    expected: dict[str, int] = {}
+    for name, table, _ in MANY:
         folder = tmp_path / "landing" / name
         folder.mkdir(parents=True)
         rows = [{"id": f"{name}-{i}", "source": name} for i in range(50)]
         (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        expected[table] += len(rows)
+        expected[table] = expected.get(table, 0) + len(rows)
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"),
            "FLOE_ARTIFACTS": str(tmp_path / "target" / "compiled_artifacts.json")}
     (tmp_path / "dagster_home").mkdir()
@@ -236,7 +239,7 @@ def test_multiprocess_executor_materializes_many_assets_at_once(tmp_path: Path) 
         done = subprocess.run(
             [sys.executable, "-m", "dagster", "asset", "materialize", "--select", "*", "-m",
              "floe.runtime.dagster.definitions"], cwd=tmp_path, env=env, capture_output=True,
-            text=True, timeout=300)
+            text=True, timeout=600)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert "multiprocess executor" in done.stdout + done.stderr
         for table, count in expected.items():
@@ -269,8 +272,7 @@ def test_floe_run_shows_timeouts_and_schema_changes(tmp_path: Path, api: str) ->
 
 def test_depends_on_is_asset_lineage(tmp_path: Path) -> None:
     project = Project(tmp_path)
-    project.write(MANY_PROJECT.replace(
-        "  - name: clicks\n", "  - name: clicks\n    depends_on: [eu, views.views]\n"))
+    project.write(MANY_PROJECT)
     project.compile()
     defs = build_definitions(tmp_path / "target" / "compiled_artifacts.json")
     graph = defs.resolve_asset_graph()
