@@ -24,7 +24,8 @@ from tests.servers import Postgres, RestCatalog, free_port
 
 GALLERY = ["quickstart", "rest_api", "postgres_merge", "postgres_cdc", "schema_contracts",
            "incremental_files", "quality_checks", "notifications", "multi_env", "nycflights13",
-           "plan", "changes_and_verify", "depends_on", "retries_and_timeouts"]
+           "plan", "changes_and_verify", "depends_on", "retries_and_timeouts",
+           "failure_recovery"]
 
 
 def catalog_of(folder: Path, environ: dict[str, str] | None = None) -> Catalog:
@@ -149,6 +150,16 @@ def test_retries_and_timeouts(tmp_path: Path) -> None:
     assert "timed out after 2 s (timeout_seconds) while extracting; nothing was committed" \
         in output
     assert ("bronze", "report") not in catalog_of(folder).list_tables("bronze")
+
+
+def test_failure_recovery(tmp_path: Path) -> None:
+    folder = copy_example("failure_recovery", tmp_path)
+    output = run_readme(folder)
+    assert "killed" in output
+    assert "│ bronze.events │ 1,000,000 │" in output
+    table = catalog_of(folder).load_table(("bronze", "events"))
+    ids = table.scan(selected_fields=("id",)).to_arrow()["id"].to_pylist()
+    assert sorted(ids) == list(range(1, 1_000_001))  # every event, none twice
 
 
 def test_schema_contracts(tmp_path: Path) -> None:
