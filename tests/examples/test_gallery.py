@@ -25,7 +25,7 @@ from tests.servers import Postgres, RestCatalog, free_port
 GALLERY = ["quickstart", "rest_api", "postgres_merge", "postgres_cdc", "schema_contracts",
            "incremental_files", "quality_checks", "notifications", "multi_env", "nycflights13",
            "plan", "changes_and_verify", "depends_on", "retries_and_timeouts",
-           "failure_recovery"]
+           "failure_recovery", "slack_teams_email"]
 
 
 def catalog_of(folder: Path, environ: dict[str, str] | None = None) -> Catalog:
@@ -160,6 +160,29 @@ def test_failure_recovery(tmp_path: Path) -> None:
     table = catalog_of(folder).load_table(("bronze", "events"))
     ids = table.scan(selected_fields=("id",)).to_arrow()["id"].to_pylist()
     assert sorted(ids) == list(range(1, 1_000_001))  # every event, none twice
+
+
+def test_slack_teams_email(tmp_path: Path) -> None:
+    folder = copy_example("slack_teams_email", tmp_path)
+    http, smtp = str(free_port()), str(free_port())
+    try:
+        run_readme(folder, replace={"8767": http, "8025": smtp})
+    finally:
+        subprocess.run([sys.executable, "receivers.py", "stop"], cwd=folder, check=False)
+    received = [json.loads(line) for line in
+                (folder / "received.jsonl").read_text().splitlines()]
+    slack, teams = sorted(received, key=lambda r: r["path"])
+    assert slack["body"]["text"].startswith(
+        "floe alerts_demo: ingestion__orders__orders failed — ValueError: cannot read "
+        "orders_2.jsonl as jsonl")
+    title, text = teams["body"]["attachments"][0]["content"]["body"]
+    assert title["text"] == "[floe alerts_demo] failure: ingestion__orders__orders"
+    assert text["text"] == slack["body"]["text"]
+    inbox = (folder / "inbox.txt").read_text()
+    assert inbox.startswith("Subject: [alerts_demo] ingestion__orders__orders: failure\n"
+                            "From: floe@shop.example\nTo: data@shop.example\n\n"
+                            "ingestion__orders__orders failure in alerts_demo.\n"
+                            "ValueError: cannot read orders_2.jsonl")
 
 
 def test_schema_contracts(tmp_path: Path) -> None:
