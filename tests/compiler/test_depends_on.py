@@ -62,3 +62,13 @@ def test_graph_helpers() -> None:
     edges = {"a": ["b"], "b": ["c"], "c": ["a"]}
     assert find_cycle(edges) == ["a", "b", "c", "a"]
     assert find_cycle({"a": ["b"], "b": []}) is None
+
+
+def test_plan_shows_the_graph_change(tmp_path: Path) -> None:
+    from floe.compiler.plan import plan
+
+    old = compile_text(tmp_path, PROJECT.format(api="raw", enrich="raw"))
+    new = compile_text(tmp_path, PROJECT.format(api="raw", enrich="raw, api.orders"))
+    [change] = plan(old, new)
+    assert (change.source, change.field, change.before, change.after) == (
+        "enrich", "depends_on", ["raw"], ["raw", "api.orders"])

@@ -62,6 +62,8 @@ def test_checks_pass_then_fail_the_same_everywhere(tmp_path: Path) -> None:
     assert dagster_first["volume"] == (True, "not enough loads yet to compare")
     _drop(tmp_path, "b.jsonl", 10, nulls=0)
     assert project.run("orders").success
+    assert _outcomes(project)["volume"] == (
+        True, "10 rows loaded, 1.00x the average of the 1 loads before (10)")
     _drop(tmp_path, "c.jsonl", 60, nulls=30)
     assert project.run("orders").success
     outcomes = _outcomes(project)
