@@ -268,6 +268,34 @@ def verify(
 
 
 @app.command()
+def maintain(
+    select: Annotated[list[str] | None, typer.Option(
+        "--select", "-s", help="Only these sources (repeatable).")] = None,
+    older_than: Annotated[str, typer.Option(
+        "--older-than", help="Expire snapshots older than this (30m, 12h, 7d).")] = "7d",
+    retain_last: Annotated[int, typer.Option(
+        "--retain-last", help="Always keep this many newest snapshots.", min=1)] = 10,
+    artifacts: ArtifactsOption = None,
+    env: Annotated[str | None, typer.Option(
+        "--env", "-e", help="Refuse unless the artifact was compiled for this "
+        "environment.")] = None,
+) -> None:
+    """Compact small data files and expire old snapshots (cursors and consumers kept)."""
+    import datetime as dt
+    import re
+
+    from floe.compiler.build import duration_seconds
+
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(s|m|h|d|w)", older_than):
+        raise FloeError(f"--older-than {older_than}: use a duration such as 30m, 12h or 7d")
+    _artifact_first(artifacts, env)
+    from floe.runtime.maintain import print_maintenance
+
+    print_maintenance(out, artifacts, select or [], env,
+                      dt.timedelta(seconds=duration_seconds(older_than)), retain_last)
+
+
+@app.command()
 def dev(
     file: FileOption = Path("floe.yaml"),
     output: OutputOption = DEFAULT_ARTIFACTS_PATH.parent,
