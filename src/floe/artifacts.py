@@ -176,6 +176,8 @@ class CompiledSource(_Frozen):
         default=None, description="merge: a row whose column is true / non-null deletes its key")
     depends_on: tuple[str, ...] = Field(
         default=(), description="sources, or source.resource, loaded before this one")
+    partition_by: tuple[str, ...] = ()
+    sort_by: tuple[str, ...] = ()
     cursor_field: str | None = None
     cursor_initial_value: str | int | float | None = None
     schema_contract: SchemaContract

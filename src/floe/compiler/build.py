@@ -38,6 +38,7 @@ from floe.compiler.spec import (
     RetrySpec,
     SourceSpec,
 )
+from floe.layout import rejoin
 
 EMBEDDED_ENVIRONMENT = EnvironmentSpec.model_validate({
     "catalog": {"type": "sql", "name": "floe", "uri": "sqlite:///.floe/catalog.db",
@@ -151,6 +152,8 @@ def _source(spec: SourceSpec, defaults: Defaults, product: str) -> CompiledSourc
         primary_key=(primary_key,) if isinstance(primary_key, str) else tuple(primary_key or ()),
         deletes=spec.deletes or "hard",
         depends_on=tuple(spec.depends_on),
+        partition_by=tuple(text for _, text in rejoin(spec.partition_by)),
+        sort_by=tuple(spec.sort_by),
         delete_column=spec.delete_column,
         cursor_field=spec.cursor_field,
         cursor_initial_value=spec.cursor_initial_value,

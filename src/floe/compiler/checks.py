@@ -19,6 +19,7 @@ from floe.compiler.graph import check_dependencies
 from floe.compiler.positions import SourceMap
 from floe.compiler.render import check_template_syntax
 from floe.errors import Diagnostic, KeyPath
+from floe.layout import FORMS, parse_partition, parse_sort, rejoin
 from floe.secrets import has_secret_ref
 
 _CREDENTIAL_KEY = re.compile(
@@ -84,6 +85,7 @@ def check_project(
         found += _check_schedule(source, path, floe_map)
         found += _check_source_config(source, path, floe_map)
         found += _check_checks(source, path, floe_map)
+        found += _check_layout(source, path, floe_map)
     sources = _list(floe.get("sources"))
     resources = {s["name"]: resource_names(s.get("source_type"), _dict(s.get("source_config")))
                  for s in sources if isinstance(s, dict) and isinstance(s.get("name"), str)}
@@ -123,6 +125,20 @@ def _check_notification(note: dict[str, Any], path: KeyPath, where: SourceMap
     if isinstance(smtp, str) and not has_secret_ref(smtp) and _URL_WITH_PASSWORD.match(smtp):
         yield where.diagnostic((*path, "email", "smtp"), "the smtp URL holds a password",
                                "use `smtp: \"{{ secret('SMTP_URL') }}\"`")
+
+
+def _check_layout(source: dict[str, Any], path: KeyPath, where: SourceMap
+                  ) -> Iterator[Diagnostic]:
+    items = [str(t) for t in _list(source.get("partition_by")) if isinstance(t, str)]
+    for index, text in rejoin(items):
+        if parse_partition(text) is None:
+            yield where.diagnostic((*path, "partition_by", index),
+                                   f"'{text}' is not a partition transform", f"use {FORMS}")
+    for index, text in enumerate(_list(source.get("sort_by"))):
+        if isinstance(text, str) and parse_sort(text) is None:
+            yield where.diagnostic((*path, "sort_by", index),
+                                   f"'{text}' is not a column to sort by",
+                                   "a column name, optionally followed by asc or desc")
 
 
 def _check_write_mode(

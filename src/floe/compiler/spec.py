@@ -150,6 +150,11 @@ class SourceSpec(_Spec):
         "non-null (timestamp) removes its key from Bronze")
     depends_on: list[str] = Field(
         default_factory=list, description="sources (or source.resource) loaded before this one")
+    partition_by: list[str] = Field(
+        default_factory=list, description="day(updated_at), bucket(16, id), identity(region), "
+        "truncate(4, sku)...: the Iceberg partition spec")
+    sort_by: list[str] = Field(default_factory=list,
+                               description="columns (optionally 'desc') data files are sorted by")
     cursor_field: str | None = None
     cursor_initial_value: str | int | float | None = None
     schema_contract: SchemaContract | None = None

@@ -260,6 +260,13 @@ def print_table_details(console: Console, artifacts_path: Path | None, name: str
     for field in loaded.schema().fields:
         schema.add_row(field.name, str(field.field_type), "yes" if field.required else "")
     console.print(schema)
+    columns = loaded.schema()
+    partitions = [f"{f.transform}({columns.find_column_name(f.source_id)})"
+                  for f in loaded.spec().fields]
+    order = [f"{columns.find_column_name(f.source_id)} {f.direction.name.lower()}"
+             for f in loaded.sort_order().fields]
+    console.print(f"partitioned by: {', '.join(partitions) or 'nothing'}; sorted by: "
+                  f"{', '.join(order) or 'nothing'}", markup=False)
     snapshots = Table("snapshot", "committed at (UTC)", "operation", "added rows", "total rows",
                       title="snapshots (newest last)")
     for snapshot in loaded.snapshots()[-10:]:

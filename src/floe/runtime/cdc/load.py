@@ -152,7 +152,8 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
                 schema_contract=source.schema_contract, state={"lsn": upto},
                 load_id=load_id, source_key=source.pipeline_name,
                 expected_token=restored[table].token, recreate=full_refresh,
-                truncate=copied or fold.truncated)
+                truncate=copied or fold.truncated,
+                partition_by=source.partition_by, sort_by=source.sort_by)
             committed.append((table, table, commit_table_load(catalog, load)))
             counts[table] = fold.changes
         pg.advance(upto)  # only now: every table holds what the slot gives up

@@ -46,6 +46,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from floe.artifacts import MergeStrategy, SchemaContract, WriteMode
 from floe.runtime.iceberg.evolution import SchemaPlan, TypeChange, plan_schema
+from floe.runtime.iceberg.layout import apply_layout, conform, sort_rows
 from floe.runtime.iceberg.pyiceberg_internals import (
     arrow_to_iceberg_type,
     data_files,
@@ -79,6 +80,8 @@ class TableLoad:
     delete_files: Sequence[str] = ()  # merge: parquet files of primary keys to remove
     delete_column: str | None = None  # merge: rows marked here remove their key (hard deletes)
     truncate: bool = False  # merge: the source emptied the table before these rows
+    partition_by: Sequence[str] = ()  # floe.yaml notation: day(updated_at), bucket(16, id)
+    sort_by: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -243,11 +246,16 @@ def without_keys(rows: pa.Table, match: pa.Table) -> pa.Table:
 
 def _write(tx: Transaction, io: FileIO, load: TableLoad, incoming: pa.Schema, plan: SchemaPlan,
            props: dict[str, str]) -> None:
-    if load.write_mode == "append":
-        tx.append(plan.reader(load.files, incoming), snapshot_properties=props)
-        return
-    if load.write_mode == "replace":
-        _overwrite(tx, io, plan.reader(load.files, incoming), props)
+    laid_out = bool(load.partition_by or load.sort_by)
+    if load.write_mode in ("append", "replace"):
+        # partitioned or sorted data is written from a table (sorted whole); otherwise streamed
+        data: pa.Table | pa.RecordBatchReader = (
+            sort_rows(conform(plan.read_all(load.files, incoming), tx), load.sort_by)
+            if laid_out else plan.reader(load.files, incoming))
+        if load.write_mode == "append":
+            tx.append(data, snapshot_properties=props)
+        else:
+            _overwrite(tx, io, data, props)
         return
     # merge: the rows whose key arrives are replaced by the load.  upsert keeps one row per key
     # (the last one sent); delete-insert keeps the load as sent.  (pyiceberg's
@@ -263,6 +271,8 @@ def _write(tx: Transaction, io: FileIO, load: TableLoad, incoming: pa.Schema, pl
         removed.append(df.filter(marked).select(keys))
         df = df.filter(pc.invert(marked))
     gone = pa.concat_tables(removed)
+    if load.partition_by or load.sort_by:
+        df = sort_rows(conform(df, tx), load.sort_by)
     if load.truncate:
         _overwrite(tx, io, df, props)
     elif df.num_rows or gone.num_rows:
@@ -334,6 +344,7 @@ def _commit_once(catalog: Catalog, load: TableLoad, incoming: pa.Schema) -> Comm
                     update.update_column(name, field_type=wider)
                 if plan.new_columns:
                     update.union_by_name(pa.schema(plan.new_columns))
+        apply_layout(tx, load.partition_by, load.sort_by)
         _write(tx, table.io, load, incoming, plan, props)
         current = tx.table_metadata.current_snapshot()
         if current is None or current.snapshot_id == before_id:

@@ -283,6 +283,7 @@ def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
             expected_token=token, recreate=full_refresh,
             # soft deletes keep the marked row as it came: only hard ones remove the key
             delete_column=source.delete_column if root and source.deletes == "hard" else None,
+            partition_by=source.partition_by, sort_by=source.sort_by,
             source_columns=extracted.column_ids.get(resource) if resource else None)
         try:
             results.append((table, resource, commit_table_load(catalog, load)))
