@@ -8,7 +8,7 @@ few counters).  Results say what failed in words a data engineer can act on.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,25 +238,12 @@ def evaluate(table: Table, check: CheckConfig, source: CompiledSource | None = N
     ``reconcile`` also reads the source, so it needs the source, resource and project root."""
     if isinstance(check, ReconcileCheck):
         return _reconcile(table, check, source, resource, project_root)
+    evaluators: dict[type, Callable[[Table, Any], tuple[bool, str, dict[str, Any]]]] = {
+        RowCountCheck: _row_count, NotNullCheck: _not_null, UniqueCheck: _unique,
+        AcceptedValuesCheck: _accepted_values, FreshnessCheck: _freshness,
+        NullRateCheck: _null_rate, SchemaCheck: _schema, VolumeCheck: _volume}
     try:
-        if isinstance(check, RowCountCheck):
-            passed, message, metadata = _row_count(table, check)
-        elif isinstance(check, NotNullCheck):
-            passed, message, metadata = _not_null(table, check)
-        elif isinstance(check, UniqueCheck):
-            passed, message, metadata = _unique(table, check)
-        elif isinstance(check, AcceptedValuesCheck):
-            passed, message, metadata = _accepted_values(table, check)
-        elif isinstance(check, FreshnessCheck):
-            passed, message, metadata = _freshness(table, check)
-        elif isinstance(check, NullRateCheck):
-            passed, message, metadata = _null_rate(table, check)
-        elif isinstance(check, SchemaCheck):
-            passed, message, metadata = _schema(table, check)
-        elif isinstance(check, VolumeCheck):
-            passed, message, metadata = _volume(table, check)
-        else:
-            raise AssertionError(f"unknown check {check}")
+        passed, message, metadata = evaluators[type(check)](table, check)
     except (ValueError, KeyError, pa.ArrowInvalid) as exc:
         passed, message, metadata = False, f"could not evaluate: {exc}", {}
     return CheckOutcome(check_name(check), passed, check.severity, message, metadata)
