@@ -11,9 +11,9 @@ the table.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.expressions import AlwaysTrue
@@ -93,12 +93,12 @@ def _read(table: Table, change: _FileChange) -> pa.Table:
     rows = ArrowScan(metadata, table.io, table.schema(), AlwaysTrue()).to_table(
         tasks=[FileScanTask(change.file)])
     count = rows.num_rows
-    committed = dt.datetime.fromtimestamp(change.snapshot.timestamp_ms / 1000, dt.UTC)
-    return rows.append_column(_SIDE, pa.array([change.side] * count, pa.int8())) \
-        .append_column(CHANGE_SNAPSHOT, pa.array([change.snapshot.snapshot_id] * count,
-                                                 pa.int64())) \
-        .append_column(CHANGE_COMMITTED_AT, pa.array([committed] * count,
-                                                     pa.timestamp("us", tz="UTC")))
+    committed = change.snapshot.timestamp_ms * 1000
+    return rows.append_column(_SIDE, pa.array(np.full(count, change.side, np.int8))) \
+        .append_column(CHANGE_SNAPSHOT, pa.array(np.full(count, change.snapshot.snapshot_id,
+                                                         np.int64))) \
+        .append_column(CHANGE_COMMITTED_AT, pa.array(np.full(count, committed, np.int64)).cast(
+            pa.timestamp("us", tz="UTC")))
 
 
 def diff(table: Table, since: int | None, until: int | None) -> pa.Table:
@@ -117,14 +117,20 @@ def diff(table: Table, since: int | None, until: int | None) -> pa.Table:
     if not changes:
         return empty
     rows = pa.concat_tables([_read(table, c) for c in changes], promote_options="permissive")
+    if len({c.side for c in changes}) == 1:  # only appends (or only deletes): nothing cancels
+        kind = "insert" if changes[0].side > 0 else "delete"
+        return rows.drop_columns([_SIDE]).select(schema.names).append_column(
+            CHANGE_TYPE, pa.repeat(kind, rows.num_rows)).append_column(
+            CHANGE_SNAPSHOT, rows[CHANGE_SNAPSHOT]).append_column(
+            CHANGE_COMMITTED_AT, rows[CHANGE_COMMITTED_AT])
     return _net(rows, schema)
 
 
 def _net(rows: pa.Table, schema: pa.Schema) -> pa.Table:
     """Cancel rows present on both sides; what is left are inserts and deletes."""
     data = schema.names
-    rows = rows.append_column(_ORDER, pa.array(range(rows.num_rows), pa.int64()))
-    groups = rows.group_by(data, use_threads=False).aggregate(
+    rows = rows.append_column(_ORDER, pa.array(np.arange(rows.num_rows, dtype=np.int64)))
+    groups = rows.group_by(data, use_threads=True).aggregate(
         [(_SIDE, "sum"), (_SIDE, "count"), (CHANGE_SNAPSHOT, "max"),
          (CHANGE_COMMITTED_AT, "max"), (_ORDER, "min")])
     net = groups[f"{_SIDE}_sum"]
