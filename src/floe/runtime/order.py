@@ -38,7 +38,7 @@ def downstream(depends_on: Mapping[str, Sequence[str]], name: str) -> set[str]:
 
 def dependencies(source: CompiledSource, selected: set[str]) -> set[str]:
     """The selected sources ``source`` waits for (others are taken as already loaded)."""
-    return {entry.split(".", 1)[0] for entry in source.depends_on} & selected - {source.name}
+    return {_targets(entry) for entry in source.depends_on} & selected - {source.name}
 
 
 def run_in_order(sources: Sequence[CompiledSource],

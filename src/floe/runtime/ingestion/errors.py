@@ -142,15 +142,6 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
                   orig if isinstance(orig, BaseException) else None]
 
 
-def status_code(error: BaseException) -> int | None:
-    """The HTTP status somewhere in the exception chain (requests, dlt's REST client)."""
-    for item in _chain(error):
-        code = _status(item)
-        if code is not None:
-            return code
-    return None
-
-
 def _status(item: BaseException) -> int | None:
     code = getattr(getattr(item, "response", None), "status_code", None)
     return code if isinstance(code, int) else None
