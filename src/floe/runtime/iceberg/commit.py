@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -159,10 +159,10 @@ def _load_or_create(catalog: Catalog, load: TableLoad, incoming: pa.Schema
     return table, False
 
 
-def _fence(table: Table, load: TableLoad) -> None:
+def _fence(current: str | None, load: TableLoad) -> None:
+    """``current``: the source's token in the table now."""
     if load.expected_token == UNFENCED:
         return
-    current = read_source_state(table, load.source_key).token
     if current != load.expected_token:
         raise ConcurrentLoadError(
             f"another run of this source committed to {'.'.join(load.identifier)} first "
@@ -321,14 +321,14 @@ def _iceberg_types(incoming: pa.Schema) -> dict[str, Any]:
 
 def _commit_once(catalog: Catalog, load: TableLoad, incoming: pa.Schema) -> CommitResult:
     table, created = _load_or_create(catalog, load, incoming)
-    _fence(table, load)
+    record = read_source_state(table, load.source_key)
+    _fence(record.token, load)
     before = table.current_snapshot()
     before_id = before.snapshot_id if before is not None else None
     props = snapshot_properties(table, load.source_key, load.state, load.load_id,
                                 load.source_columns, carry_others=load.write_mode != "replace")
-    renamed = [] if load.recreate else renames(
-        read_source_state(table, load.source_key).columns, load.source_columns,
-        table.schema().column_names)
+    renamed = [] if load.recreate else renames(record.columns, load.source_columns,
+                                               table.schema().column_names)
     with table.transaction() as tx:
         if renamed:  # same field id: older snapshots read under the new name
             with tx.update_schema() as update:
@@ -352,12 +352,12 @@ def _commit_once(catalog: Catalog, load: TableLoad, incoming: pa.Schema) -> Comm
             empty = schema_to_pyarrow(tx.table_metadata.schema()).empty_table()
             tx.append(empty, snapshot_properties=props)
     # the committed transaction has already refreshed `table` with the catalog's answer
-    return replace(_summarize(table, before_id, load.identifier, plan, created),
-                   renamed=tuple(renamed))
+    return _summarize(table, before_id, load.identifier, plan, created, tuple(renamed))
 
 
 def _summarize(table: Table, before_id: int | None, identifier: tuple[str, str],
-               plan: SchemaPlan, created: bool) -> CommitResult:
+               plan: SchemaPlan, created: bool, renamed: tuple[tuple[str, str], ...]
+               ) -> CommitResult:
     snapshot = table.current_snapshot()
     current_id = snapshot.snapshot_id if snapshot is not None else None
     added = records = size = 0
@@ -371,7 +371,7 @@ def _summarize(table: Table, before_id: int | None, identifier: tuple[str, str],
         snapshot = table.snapshot_by_id(parent) if parent is not None else None
     return CommitResult(identifier, current_id, added, records, size, plan.added,
                         total_rows(table.current_snapshot()), tuple(plan.changes),
-                        before_id, created)
+                        before_id, created, renamed)
 
 
 def undo_commit(catalog: Catalog, result: CommitResult) -> None:
