@@ -57,6 +57,11 @@ class TypeChange:
     new: str
     variant: str | None = None  # the column the values went to, when not promoted
 
+    def __str__(self) -> str:
+        """``price: long -> double (price__v_double)``: in logs, run tables and metadata."""
+        return f"{self.column}: {self.old} -> {self.new}" + (
+            f" ({self.variant})" if self.variant else "")
+
 
 @dataclass
 class SchemaPlan:

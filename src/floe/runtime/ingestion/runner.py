@@ -338,16 +338,12 @@ def _as_ingestion_error(source: CompiledSource, error: BaseException) -> Ingesti
                 pipeline_name=source.pipeline_name, category=category)
 
 
-def _log_evolution(bound: Any, committed: list[tuple[str, str | None, CommitResult]]) -> None:
+def _log_evolution(bound: Any, tables: Sequence[TableResult]) -> None:
     """FR-035: every schema change a load made is an INFO event, by table."""
-    for _, _, result in committed:
-        if result.new_columns or result.type_changes or result.renamed:
-            bound.info("schema.evolved", table=".".join(result.identifier),
-                       new_columns=list(result.new_columns),
-                       renamed=[f"{old} -> {new}" for old, new in result.renamed],
-                       type_changes=[f"{c.column}: {c.old} -> {c.new}"
-                                     + (f" (values in {c.variant})" if c.variant else "")
-                                     for c in result.type_changes])
+    for table in tables:
+        if table.new_columns or table.type_changes or table.renamed:
+            bound.info("schema.evolved", table=table.table, new_columns=list(table.new_columns),
+                       renamed=list(table.renamed), type_changes=list(table.type_changes))
 
 
 def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
@@ -394,18 +390,15 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
             return IngestionResult(source=source.name, success=False,
                                    duration_seconds=duration, errors=(str(error),),
                                    error_category=error.category.value, status=status)
-        _log_evolution(bound, committed)
         tables = tuple(
             TableResult(table=f"{source.namespace}.{table}", resource=resource,
                         rows_loaded=int(row_counts.get(table, 0)),
                         bytes_written=result.bytes_written, snapshot_id=result.snapshot_id,
                         total_rows=result.total_rows, new_columns=result.new_columns,
-                        type_changes=tuple(
-                            f"{c.column}: {c.old} -> {c.new}"
-                            + (f" ({c.variant})" if c.variant else "")
-                            for c in result.type_changes),
+                        type_changes=tuple(str(c) for c in result.type_changes),
                         renamed=tuple(f"{old} -> {new}" for old, new in result.renamed))
             for table, resource, result in committed)
+        _log_evolution(bound, tables)
         rows = sum(t.rows_loaded for t in tables)
         size = sum(t.bytes_written for t in tables)
         duration = time.perf_counter() - started
