@@ -387,3 +387,29 @@ def test_full_refresh_recreates_the_slot_and_copies_again(
     postgres.execute(CHANGES[1])
     assert project.run(name, environ=environ).success
     assert_bronze_equals_source(project, postgres)
+
+
+def test_a_single_table_lands_under_the_name_destination_table_gives(
+        tmp_path: Path, postgres: Postgres) -> None:
+    postgres.execute(SCHEMA)
+    project = Project(tmp_path)
+    project.write(PROJECT.format(name="renamed_dest", extra="").replace(
+        "destination_table: bronze", "destination_table: bronze.people").replace(
+        "tables: [customers, orders]", "tables: [customers]"))
+    environ = {"SHOP_PG_URL": postgres.url}
+    try:
+        first = project.run("renamed_dest", environ=environ)
+        assert first.success, first.errors
+        assert [t.table for t in first.tables] == ["bronze.people"]
+        postgres.execute(CHANGES[0])
+        second = project.run("renamed_dest", environ=environ)
+        assert second.success and second.tables[0].rows_loaded == 3
+        names = columns(postgres, "customers")
+        assert bronze_rows(project, "people", names) == source_rows(postgres, "customers")
+        assert ("bronze", "customers") not in project.catalog().list_tables("bronze")
+    finally:
+        postgres.execute("""
+            SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                WHERE slot_name = 'floe_shop_renamed_dest';
+            DROP PUBLICATION IF EXISTS floe_shop_renamed_dest;
+        """)

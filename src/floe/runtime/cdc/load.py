@@ -42,7 +42,7 @@ from floe.runtime.cdc.pgoutput import (
 )
 from floe.runtime.cdc.postgres import PostgresSource, ReplicationSetupError, TableInfo
 from floe.runtime.iceberg.commit import CommitResult, TableLoad, commit_table_load
-from floe.runtime.iceberg.state import SourceState, read_source_state
+from floe.runtime.iceberg.state import SourceState, restore_states
 from floe.runtime.ingestion.deadline import Deadline
 from floe.runtime.ingestion.errors import PipelineConfigurationError
 
@@ -68,14 +68,6 @@ def _key(source: CompiledSource, info: TableInfo) -> tuple[str, ...]:
         f"with ALTER TABLE {info.name} REPLICA IDENTITY FULL, or remove the table")
 
 
-def _restore(catalog: Catalog, source: CompiledSource, table: str) -> SourceState:
-    try:
-        return read_source_state(catalog.load_table((source.namespace, table)),
-                                 source.pipeline_name)
-    except NoSuchTableError:
-        return SourceState(None, None)
-
-
 def _stored_lsn(state: SourceState) -> int | None:
     value = (state.state or {}).get("lsn")
     return int(value) if value is not None else None
@@ -87,7 +79,7 @@ def _bronze_rows(catalog: Catalog, source: CompiledSource, table: str, fold: Tab
     if not keys:
         return {}
     try:
-        bronze = catalog.load_table((source.namespace, table))
+        bronze = catalog.load_table((source.namespace, source.table_for(table)))
     except NoSuchTableError:
         return {}
     wanted = pa.table({name: pa.array([k[i] for k in keys], fold.types[name])
@@ -146,7 +138,7 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
                 _write(workdir, f"{table}.deletes", fold.deletes())]
             fold.release()
             load = TableLoad(
-                identifier=(source.namespace, table),
+                identifier=(source.namespace, source.table_for(table)),
                 files=[upserts], delete_files=deletes,
                 write_mode="merge", merge_strategy="upsert", primary_key=fold.key,
                 schema_contract=source.schema_contract, state={"lsn": upto},
@@ -154,8 +146,9 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
                 expected_token=restored[table].token, recreate=full_refresh,
                 truncate=copied or fold.truncated,
                 partition_by=source.partition_by, sort_by=source.sort_by)
-            committed.append((table, table, commit_table_load(catalog, load)))
-            counts[table] = fold.changes
+            bronze_table = source.table_for(table)
+            committed.append((bronze_table, table, commit_table_load(catalog, load)))
+            counts[bronze_table] = fold.changes
         pg.advance(upto)  # only now: every table holds what the slot gives up
     return committed, counts
 
@@ -165,7 +158,9 @@ def _read(source: CompiledSource, catalog: Catalog, pg: PostgresSource,
           full_refresh: bool) -> tuple[dict[str, TableFold], dict[str, SourceState],
                                        dict[str, int | None], int]:
     """Copy the tables Bronze does not hold yet, and fold every change up to now."""
-    restored = {t: _restore(catalog, source, t) for t in tables}
+    by_table = restore_states(catalog, source.namespace, source.pipeline_name,
+                              [source.table_for(t) for t in tables])
+    restored = {t: by_table[source.table_for(t)] for t in tables}
     pg.ensure_publication()
     # a new slot (first run, --full-refresh, a renamed or lost slot) has no change from before
     # it: every table is copied again, which the replay then makes exact

@@ -13,10 +13,13 @@ another run of the same source committed first (see ``commit.py``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dlt.common.json import json as dlt_json
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
@@ -72,6 +75,19 @@ def read_source_state(table: Table, source_key: str) -> SourceState:
         return SourceState(None, None)
     record: dict[str, Any] = dlt_json.typed_loads(raw)
     return SourceState(record.get("load_id"), record.get("state"), record.get("columns"))
+
+
+def restore_states(catalog: Catalog, namespace: str, source_key: str,
+                   tables: Sequence[str]) -> dict[str, SourceState]:
+    """table -> the source's record in it, as last committed (empty for a missing table)."""
+    restored: dict[str, SourceState] = {}
+    for name in dict.fromkeys(tables):
+        try:
+            restored[name] = read_source_state(catalog.load_table((namespace, name)),
+                                               source_key)
+        except NoSuchTableError:
+            restored[name] = SourceState(None, None)
+    return restored
 
 
 def read_committed_state(table: Table, source_key: str) -> dict[str, Any] | None:

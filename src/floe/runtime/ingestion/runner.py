@@ -26,7 +26,6 @@ from dlt.common.pipeline import NormalizeInfo
 from dlt.pipeline.pipeline import Pipeline
 from opentelemetry import trace
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import NoSuchTableError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -44,7 +43,7 @@ from floe.runtime.iceberg.commit import (
     commit_table_load,
     undo_commit,
 )
-from floe.runtime.iceberg.state import SourceState, read_source_state
+from floe.runtime.iceberg.state import SourceState, restore_states
 from floe.runtime.ingestion.column_identity import ColumnIds, source_column_ids
 from floe.runtime.ingestion.deadline import Deadline
 from floe.runtime.ingestion.errors import (
@@ -78,23 +77,6 @@ def parquet_destination() -> Any:
 
 def _identifier(source: CompiledSource, table: str) -> tuple[str, str]:
     return (source.namespace, table)
-
-
-def _restore_states(catalog: Catalog, source: CompiledSource, resources: list[str]
-                    ) -> dict[str, SourceState]:
-    """table -> this source's record in it (state and fencing token) as last committed."""
-    restored: dict[str, SourceState] = {}
-    for resource in resources:
-        table_name = source.table_for(resource)
-        if table_name in restored:
-            continue
-        try:
-            table = catalog.load_table(_identifier(source, table_name))
-        except NoSuchTableError:
-            restored[table_name] = SourceState(None, None)
-            continue
-        restored[table_name] = read_source_state(table, source.pipeline_name)
-    return restored
 
 
 def _inject_states(pipeline: Pipeline, source: CompiledSource, resources: list[str],
@@ -169,7 +151,8 @@ def _extract(source: CompiledSource, catalog: Catalog, project_root: Path, workd
         destination=parquet_destination(), dataset_name=source.namespace)
     tokens: dict[str, str | None] | None = None
     if not full_refresh:
-        restored = _restore_states(catalog, source, resources)
+        restored = restore_states(catalog, source.namespace, source.pipeline_name,
+                                  [source.table_for(r) for r in resources])
         _inject_states(pipeline, source, resources, restored)
         tokens = {table: record.token for table, record in restored.items()}
     column_ids: dict[str, ColumnIds] = {}
