@@ -127,8 +127,7 @@ class TableFold:
         """Rows of this run's copy for ``keys`` (an unchanged TOAST value may live there)."""
         if not self.base or not keys:
             return {}
-        wanted = pa.table({name: pa.array([k[i] for k in keys], self.types[name])
-                           for i, name in enumerate(self.key)})
+        wanted = self.keys_table(keys)
         copied = pa.concat_tables(self.base, promote_options="permissive")
         found = copied.join(wanted, list(self.key), join_type="left semi")
         return {self.key_of_row(row): row for row in found.to_pylist()}
@@ -175,8 +174,7 @@ class TableFold:
             return changed
         copied = pa.concat_tables(self.base, promote_options="permissive")
         if self.versions:  # copied rows a replayed change touched are replaced by it
-            touched = pa.table({name: pa.array([k[i] for k in self.versions], self.types[name])
-                                for i, name in enumerate(self.key)})
+            touched = self.keys_table(list(self.versions))
             copied = copied.join(touched, list(self.key), join_type="left anti")
         return pa.concat_tables([copied, changed], promote_options="permissive")
 
@@ -185,10 +183,13 @@ class TableFold:
         self.versions = {}
         self.base = []
 
-    def deletes(self) -> pa.Table:
-        keys = self.deleted_keys()
+    def keys_table(self, keys: Sequence[Key]) -> pa.Table:
+        """``keys`` as an Arrow table of the key columns, typed like the table."""
         return pa.table({name: pa.array([k[i] for k in keys], self.types[name])
                          for i, name in enumerate(self.key)})
+
+    def deletes(self) -> pa.Table:
+        return self.keys_table(self.deleted_keys())
 
 
 def _plain(value: Any, kind: pa.DataType) -> Any:

@@ -82,8 +82,7 @@ def _bronze_rows(catalog: Catalog, source: CompiledSource, table: str, fold: Tab
         bronze = catalog.load_table((source.namespace, source.table_for(table)))
     except NoSuchTableError:
         return {}
-    wanted = pa.table({name: pa.array([k[i] for k in keys], fold.types[name])
-                       for i, name in enumerate(fold.key)})
+    wanted = fold.keys_table(keys)
     found = bronze.scan(row_filter=create_match_filter(wanted, list(fold.key))).to_arrow()
     return {fold.key_of_row(row): row for row in found.to_pylist()}
 
