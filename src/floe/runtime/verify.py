@@ -128,6 +128,11 @@ def _shared_columns(bronze: Table, source_columns: Iterable[str]) -> list[str]:
                   if c in mine and not c.startswith(_FLOE_COLUMNS) and "__v_" not in c)
 
 
+def _marked(value: Any) -> bool:
+    """A delete marker is set: true, or any non-null value (a deletion time)."""
+    return value not in (None, False, 0)
+
+
 def _bronze_side(table: Table, columns: list[str], key: list[str], live: str | None) -> Side:
     side = Side()
     wanted = list(dict.fromkeys([*columns, *([live] if live else [])]))
@@ -136,28 +141,26 @@ def _bronze_side(table: Table, columns: list[str], key: list[str], live: str | N
     for batch in reader:
         rows = batch.to_pylist()
         for row in rows:
-            if live and row.get(live) not in (None, False, 0):
+            if live and _marked(row.get(live)):
                 continue  # soft-deleted: not in the source any more
             values = tuple(canonical(row[c]) for c in columns)
             side.add(tuple(values[i] for i in at), values)
     return side
 
 
-def _source_side(engine: sqlalchemy.Engine, schema: str | None, table: str,
-                 columns: list[str], key: list[str], marker: str | None) -> Side:
+def _source_side(engine: sqlalchemy.Engine, reflected: sqlalchemy.Table, columns: list[str],
+                 key: list[str], marker: str | None) -> Side:
     """The source's rows; rows its delete_column marks are left out (Bronze drops them, or
     keeps them marked, which the Bronze side leaves out too)."""
     side = Side()
     marked_at = columns.index(marker) if marker in columns else None
-    meta = sqlalchemy.MetaData()
-    reflected = sqlalchemy.Table(table, meta, autoload_with=engine, schema=schema)
     query = sqlalchemy.select(*(reflected.c[c] for c in columns))
     at = [columns.index(k) for k in key]
     with engine.connect() as connection:
         result = connection.execution_options(stream_results=True).execute(query)
         for rows in iter(lambda: result.fetchmany(_BATCH), []):
             for row in rows:
-                if marked_at is not None and row[marked_at] not in (None, False, 0):
+                if marked_at is not None and _marked(row[marked_at]):
                     continue
                 values = tuple(canonical(v) for v in row)
                 side.add(tuple(values[i] for i in at), values)
@@ -182,7 +185,7 @@ def _differences(source: Side, bronze: Side, columns: list[str], sample: int,
             report.extra_in_bronze.append(named(slot))
 
 
-def _lag(source: CompiledSource, engine: sqlalchemy.Engine, schema: str | None, table: str,
+def _lag(source: CompiledSource, engine: sqlalchemy.Engine, reflected: sqlalchemy.Table,
          bronze: Table) -> tuple[str | None, float | None]:
     """Newest cursor value at the source minus in Bronze (postgres_cdc: the last change
     applied), as text and, for a time cursor, in seconds."""
@@ -192,8 +195,6 @@ def _lag(source: CompiledSource, engine: sqlalchemy.Engine, schema: str | None, 
         return (f"last change applied at {newest}" if newest else None), None
     if not column:
         return None, None
-    meta = sqlalchemy.MetaData()
-    reflected = sqlalchemy.Table(table, meta, autoload_with=engine, schema=schema)
     with engine.connect() as connection:
         at_source = connection.execute(sqlalchemy.select(
             sqlalchemy.func.max(reflected.c[column]))).scalar()
@@ -250,22 +251,22 @@ def _verify_table(source: CompiledSource, catalog: Catalog, engine: sqlalchemy.E
 def _compare(source: CompiledSource, bronze: Table, engine: sqlalchemy.Engine,
              schema: str | None, name: str, sample: int) -> TableReport:
     report = TableReport(".".join(bronze.name()[-2:]), "match")
-    try:
-        source_columns = [c["name"] for c in sqlalchemy.inspect(engine).get_columns(
-            name, schema=schema)]
+    try:  # reflected once: columns, primary key, and the table to query
+        reflected = sqlalchemy.Table(name, sqlalchemy.MetaData(), autoload_with=engine,
+                                     schema=schema)
     except sqlalchemy.exc.NoSuchTableError:
         return TableReport(report.table, "not_comparable", f"source table {name} not found")
-    columns = _shared_columns(bronze, source_columns)
-    key = [k for k in source.primary_key or _source_key(engine, schema, name) if k in columns]
+    columns = _shared_columns(bronze, reflected.columns.keys())
+    source_key = [c.name for c in reflected.primary_key.columns]
+    key = [k for k in source.primary_key or source_key if k in columns]
     if source.write_mode == "append" and not source.primary_key:
         key = []  # append keeps every row it got: compare as a multiset
-    live = _deleted_marker(source)
-    source_side = _source_side(engine, schema, name, columns, key, source.delete_column)
-    bronze_side = _bronze_side(bronze, columns, key, live)
+    source_side = _source_side(engine, reflected, columns, key, source.delete_column)
+    bronze_side = _bronze_side(bronze, columns, key, _deleted_marker(source))
     report.source_rows, report.bronze_rows = source_side.rows, bronze_side.rows
     report.source_checksum = f"{source_side.checksum:016x}"
     report.bronze_checksum = f"{bronze_side.checksum:016x}"
-    report.lag, report.lag_seconds = _lag(source, engine, schema, name, bronze)
+    report.lag, report.lag_seconds = _lag(source, engine, reflected, bronze)
     if (source_side.rows, source_side.checksum) != (bronze_side.rows, bronze_side.checksum):
         report.status = "mismatch"
         _differences(source_side, bronze_side, columns, sample, report)
@@ -292,11 +293,6 @@ def reconcile(source: CompiledSource, bronze: Table, resource: str, project_root
                       f"{report.lag} (max {max_lag_seconds} s)", metadata
     return True, f"{report.bronze_rows} rows match the source (checksum " \
                  f"{report.bronze_checksum})", metadata
-
-
-def _source_key(engine: sqlalchemy.Engine, schema: str | None, table: str) -> list[str]:
-    constraint = sqlalchemy.inspect(engine).get_pk_constraint(table, schema=schema)
-    return list(constraint.get("constrained_columns") or [])
 
 
 def _deleted_marker(source: CompiledSource) -> str | None:
