@@ -154,6 +154,11 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+SelectOption = Annotated[list[str] | None, typer.Option(
+    "--select", "-s", help="Only these sources (repeatable; a+ adds what depends on a, +a "
+    "what a depends on).")]
+CompiledEnvOption = Annotated[str | None, typer.Option(
+    "--env", "-e", help="Refuse unless the artifact was compiled for this environment.")]
 ArtifactsOption = Annotated[Path | None, typer.Option(
     "--artifacts", "-a", help="Compiled artifacts [default: $FLOE_ARTIFACTS or "
     "target/compiled_artifacts.json].", dir_okay=False)]
@@ -169,16 +174,12 @@ def _artifact_first(artifacts: Path | None, env: str | None = None) -> None:
 
 @app.command()
 def run(
-    select: Annotated[list[str] | None, typer.Option(
-        "--select", "-s", help="Only these sources (repeatable; a+ / +a: dbt's graph "
-        "operators).")] = None,
+    select: SelectOption = None,
     full_refresh: Annotated[bool, typer.Option(
         "--full-refresh", help="Forget incremental cursors and replace the tables' contents.")
     ] = False,
     artifacts: ArtifactsOption = None,
-    env: Annotated[str | None, typer.Option(
-        "--env", "-e", help="Refuse to run unless the artifact was compiled for this "
-        "environment.")] = None,
+    env: CompiledEnvOption = None,
     threads: Annotated[int | None, typer.Option(
         "--threads", help="Sources loaded at once, in depends_on order (default: "
         "min(4, CPUs)).", min=1)] = None,
@@ -230,9 +231,7 @@ def changes(
         "--format", help="table, jsonl or parquet (parquet needs -o).")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     artifacts: ArtifactsOption = None,
-    env: Annotated[str | None, typer.Option(
-        "--env", "-e", help="Refuse unless the artifact was compiled for this "
-        "environment.")] = None,
+    env: CompiledEnvOption = None,
 ) -> None:
     """Rows that changed between two snapshots: inserts and deletes (an update is both)."""
     if output_format not in ("table", "jsonl", "parquet"):
@@ -249,15 +248,12 @@ def changes(
 
 @app.command()
 def verify(
-    select: Annotated[list[str] | None, typer.Option(
-        "--select", "-s", help="Only these sources (repeatable).")] = None,
+    select: SelectOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON for machines.")] = False,
     sample: Annotated[int, typer.Option(
         "--sample", help="Name up to this many differing keys per table.")] = 10,
     artifacts: ArtifactsOption = None,
-    env: Annotated[str | None, typer.Option(
-        "--env", "-e", help="Refuse unless the artifact was compiled for this "
-        "environment.")] = None,
+    env: CompiledEnvOption = None,
 ) -> None:
     """Compare Bronze with its sources: row counts, checksums, lag, and the keys that differ."""
     _artifact_first(artifacts, env)
@@ -269,16 +265,13 @@ def verify(
 
 @app.command()
 def maintain(
-    select: Annotated[list[str] | None, typer.Option(
-        "--select", "-s", help="Only these sources (repeatable).")] = None,
+    select: SelectOption = None,
     older_than: Annotated[str, typer.Option(
         "--older-than", help="Expire snapshots older than this (30m, 12h, 7d).")] = "7d",
     retain_last: Annotated[int, typer.Option(
         "--retain-last", help="Always keep this many newest snapshots.", min=1)] = 10,
     artifacts: ArtifactsOption = None,
-    env: Annotated[str | None, typer.Option(
-        "--env", "-e", help="Refuse unless the artifact was compiled for this "
-        "environment.")] = None,
+    env: CompiledEnvOption = None,
 ) -> None:
     """Compact small data files and expire old snapshots (cursors and consumers kept)."""
     import datetime as dt

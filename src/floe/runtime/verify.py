@@ -29,7 +29,6 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from floe.artifacts import CompiledSource
-from floe.errors import FloeError
 from floe.logs import mask
 from floe.runtime.ingestion.sources import local_url, resolved_config
 
@@ -318,17 +317,12 @@ def print_verification(console: Console, artifacts_path: Path | None,
                        select: Sequence[str], env: str | None, as_json: bool,
                        sample: int) -> int:
     """The CLI: a table (or JSON) of every compared table; returns how many do not match."""
-    from floe.runtime.console import connect
+    from floe.runtime.console import connect, select_sources
     from floe.runtime.project import load_project, require_environment
 
     project = load_project(artifacts_path)
-    artifacts = project.artifacts
-    require_environment(artifacts, env)
-    unknown = [name for name in select if name not in {s.name for s in artifacts.sources}]
-    if unknown:
-        raise FloeError(f"unknown source(s) {', '.join(unknown)}: floe.yaml has "
-                        f"{', '.join(s.name for s in artifacts.sources)}")
-    sources = [s for s in artifacts.sources if not select or s.name in select]
+    require_environment(project.artifacts, env)
+    sources = select_sources(project.artifacts, select)
     results = list(verify(sources, connect(project), project.root, sample))
     failed = sum(1 for _, report in results if report.status != "match")
     if as_json:
