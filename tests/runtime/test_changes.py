@@ -70,6 +70,7 @@ def test_append(tmp_path: Path) -> None:
     assert _changes(project, since=first) == [(3, "c", "insert")]
     assert _changes(project) == [(1, "a", "insert"), (2, "b", "insert"), (3, "c", "insert")]
     assert _changes(project, since=first, until=first) == []
+    assert _changes(project, until="2000-01-01T00:00:00Z") == []  # before the first snapshot
 
 
 def test_merge_update_insert_delete_and_unchanged_rows_not_reported(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from floe.errors import FloeError
-from floe.runtime.iceberg.diff import SnapshotGoneError, diff
+from floe.runtime.iceberg.diff import SnapshotGoneError, diff, no_changes
 from floe.runtime.project import load_project, require_environment
 
 CONSUMER_PREFIX = "floe.consumer."
@@ -68,7 +68,7 @@ def table_changes(table: Table, since: str | int | dt.datetime | None = None,
         start = _snapshot_at(table, since, "--since")
     end = _snapshot_at(table, until, "--until") if until is not None else None
     if until is not None and end is None:  # up to a time before the first snapshot: nothing
-        return diff(table, None, None).slice(0, 0)
+        return no_changes(table)
     try:
         result = diff(table, start, end)
     except SnapshotGoneError as exc:

@@ -106,8 +106,7 @@ def diff(table: Table, since: int | None, until: int | None) -> pa.Table:
     ``until`` (None: the current snapshot), with ``_change_type``, ``_change_snapshot_id``
     and ``_change_committed_at``; an update is the delete of the old row and the insert of
     the new one."""
-    schema = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue()).to_table(
-        tasks=[]).schema
+    schema = _row_schema(table)
     current = table.current_snapshot()
     until_id = until if until is not None else (current.snapshot_id if current else None)
     empty = _empty(schema)
@@ -145,6 +144,17 @@ def _net(rows: pa.Table, schema: pa.Schema) -> pa.Table:
                                       "t": kind, "o": kept[f"{_ORDER}_min"]}),
                             sort_keys=[("s", "ascending"), ("o", "ascending")])
     return result.take(order)
+
+
+def _row_schema(table: Table) -> pa.Schema:
+    """The Arrow schema rows of ``table`` are read with (its current schema)."""
+    return ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue()).to_table(
+        tasks=[]).schema
+
+
+def no_changes(table: Table) -> pa.Table:
+    """An empty result with the columns ``diff`` would return for ``table``."""
+    return _empty(_row_schema(table))
 
 
 def _empty(schema: pa.Schema) -> pa.Table:
