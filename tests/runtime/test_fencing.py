@@ -207,3 +207,22 @@ def test_parallel_processes_load_every_row_exactly_once(
     assert catch_up.success, catch_up.errors
     ids = [r["id"] for r in project.read("bronze.events")]
     assert ids == list(range(1, 401))  # every row, none twice
+
+
+def test_a_table_written_by_an_older_floe_keeps_its_cursor(tmp_path: Path) -> None:
+    """Before per-source records, floe kept one record (``floe.dlt-state``) per snapshot."""
+    import pyarrow as pa
+    from dlt.common.json import json as dlt_json
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from floe.runtime.iceberg.state import read_source_state
+
+    catalog = SqlCatalog("t", uri=f"sqlite:///{tmp_path}/c.db",
+                         warehouse=(tmp_path / "w").as_uri())
+    catalog.create_namespace("bronze")
+    table = catalog.create_table(("bronze", "t"), schema=pa.schema([("id", pa.int64())]))
+    state = {"section": "s", "state": {"incremental": {"id": {"last_value": 7}}}}
+    table.append(pa.table({"id": [7]}), snapshot_properties={
+        "floe.load-id": "old-load", "floe.dlt-state": dlt_json.typed_dumps(state)})
+    record = read_source_state(catalog.load_table(("bronze", "t")), "any__source")
+    assert (record.token, record.state) == ("old-load", state)

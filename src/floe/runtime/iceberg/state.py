@@ -66,12 +66,12 @@ def _records(snapshot: Snapshot | None) -> dict[str, str]:
 def read_source_state(table: Table, source_key: str) -> SourceState:
     """``source_key``'s record as of the table's current state (empty if it never loaded)."""
     snapshot = _floe_snapshot(table)
+    summary = snapshot.summary if snapshot is not None else None
     raw = _records(snapshot).get(STATE_PREFIX + source_key)
     if raw is None:
-        legacy = snapshot.summary[LEGACY_STATE_PROPERTY] if snapshot and snapshot.summary else None
-        if legacy:
-            return SourceState(snapshot.summary[LOAD_ID_PROPERTY] if snapshot and snapshot.summary
-                               else None, dlt_json.typed_loads(legacy))
+        legacy = summary[LEGACY_STATE_PROPERTY] if summary is not None else None
+        if summary is not None and legacy:
+            return SourceState(summary[LOAD_ID_PROPERTY], dlt_json.typed_loads(legacy))
         return SourceState(None, None)
     record: dict[str, Any] = dlt_json.typed_loads(raw)
     return SourceState(record.get("load_id"), record.get("state"), record.get("columns"))
