@@ -32,6 +32,7 @@ from rich.table import Table as RichTable
 from floe.artifacts import CompiledSource
 from floe.runtime.changes import CONSUMER_PREFIX
 from floe.runtime.iceberg.pyiceberg_internals import data_files, files_matching
+from floe.runtime.iceberg.removed_rows import COMPACTION_PROPERTY
 from floe.runtime.iceberg.state import LOAD_ID_PROPERTY
 
 SMALL_FILE_BYTES = 32 * 1024 * 1024
@@ -82,7 +83,7 @@ def compact(table: Table, small_bytes: int = SMALL_FILE_BYTES) -> int:
         metadata = tx.table_metadata
         rows = ArrowScan(metadata, table.io, metadata.schema(), AlwaysTrue()).to_table(
             tasks=tasks)
-        with tx.update_snapshot(snapshot_properties={"floe.compaction": "true"}
+        with tx.update_snapshot(snapshot_properties={COMPACTION_PROPERTY: "true"}
                                 ).overwrite() as snapshot:
             for task in tasks:
                 snapshot.delete_data_file(task.file)

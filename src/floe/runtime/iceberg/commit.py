@@ -16,6 +16,7 @@ retried on the newer table.
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ from pyiceberg.expressions import (
 )
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import ArrowScan, schema_to_pyarrow
+from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table, TableProperties, Transaction
 from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.table.upsert_util import has_duplicate_rows
@@ -52,6 +54,7 @@ from floe.runtime.iceberg.pyiceberg_internals import (
     data_files,
     files_matching,
 )
+from floe.runtime.iceberg.removed_rows import RemovedRows
 from floe.runtime.iceberg.state import read_source_state, snapshot_properties
 from floe.runtime.ingestion.column_identity import renames
 from floe.runtime.ingestion.errors import ConcurrentLoadError
@@ -197,25 +200,34 @@ def _overwrite(tx: Transaction, io: FileIO, data: pa.Table | pa.RecordBatchReade
     rewritten.
     """
     metadata = tx.table_metadata
-    schema = metadata.schema()
-    with tx.update_snapshot(snapshot_properties=props).overwrite() as snapshot:
-        counter = itertools.count(0)
+    removed_files: list[DataFile] = []
+    added_files: list[DataFile] = []
+    properties = dict(props)
+    if match is None:
         if metadata.current_snapshot() is not None:
-            candidates = AlwaysTrue() if match is None else key_range(match)
-            for task in files_matching(tx, candidates):
-                if match is not None:
-                    rows = ArrowScan(metadata, io, schema, AlwaysTrue()).to_table(tasks=[task])
-                    kept = without_keys(rows, match)
-                    if len(kept) == len(rows):
-                        continue
-                    if len(kept):
-                        for data_file in data_files(metadata, io, kept, snapshot.commit_uuid,
-                                                    counter):
-                            snapshot.append_data_file(data_file)
-                snapshot.delete_data_file(task.file)
-        if isinstance(data, pa.Table) and not data.num_rows:
-            return  # only deletes: no new file (an empty one would not be a valid data file)
-        for data_file in data_files(metadata, io, data, snapshot.commit_uuid, counter):
+            removed_files = [task.file for task in files_matching(tx, AlwaysTrue())]
+    else:
+        schema = metadata.schema()
+        with RemovedRows(io, metadata.location, schema) as removed:
+            counter = itertools.count(0)
+            tasks = files_matching(tx, key_range(match)) if metadata.current_snapshot() else []
+            for task in tasks:
+                rows = ArrowScan(metadata, io, schema, AlwaysTrue()).to_table(tasks=[task])
+                hit = matches(rows, match)
+                if not pc.any(hit).as_py():
+                    continue
+                removed.add(rows.filter(hit))
+                kept = rows.filter(pc.invert(hit))
+                if len(kept):  # written back under the rewrite id: not a change
+                    added_files += data_files(metadata, io, kept, removed.rewrite_id, counter)
+                removed_files.append(task.file)
+        properties.update(removed.properties())
+    if not isinstance(data, pa.Table) or data.num_rows:  # no empty file when only deleting
+        added_files += data_files(metadata, io, data, uuid.uuid4(), itertools.count(0))
+    with tx.update_snapshot(snapshot_properties=properties).overwrite() as snapshot:
+        for data_file in removed_files:
+            snapshot.delete_data_file(data_file)
+        for data_file in added_files:
             snapshot.append_data_file(data_file)
 
 
@@ -234,14 +246,18 @@ def key_range(match: pa.Table) -> BooleanExpression:
         return AlwaysTrue()
 
 
-def without_keys(rows: pa.Table, match: pa.Table) -> pa.Table:
-    """``rows`` minus those whose key is in ``match`` (NULL keys never match)."""
+def matches(rows: pa.Table, match: pa.Table) -> pa.ChunkedArray | pa.Array:
+    """For each of ``rows``: is its key in ``match`` (NULL keys never match)."""
     if match.num_columns == 1:
         name = match.column_names[0]
         hit = pc.is_in(rows[name], value_set=match.column(0).combine_chunks())
-        return rows.filter(pc.invert(pc.fill_null(hit, False)))
-    kept = rows.join(match, match.column_names, join_type="left anti")
-    return kept.select(rows.column_names)
+        return pc.fill_null(hit, False)
+    marker = "__floe_matched"
+    flagged = match.append_column(marker, pa.repeat(True, match.num_rows))
+    joined = rows.append_column(_ROW_INDEX, pa.array(range(rows.num_rows), pa.int64())).join(
+        flagged, match.column_names, join_type="left outer")
+    joined = joined.sort_by(_ROW_INDEX)
+    return pc.fill_null(joined[marker], False)
 
 
 def _write(tx: Transaction, io: FileIO, load: TableLoad, incoming: pa.Schema, plan: SchemaPlan,

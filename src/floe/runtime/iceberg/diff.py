@@ -4,7 +4,9 @@ pyiceberg's ``incremental_append_scan`` sees appends only; Bronze also has overw
 merge, CDC) and deletes.  So: walk the snapshots after ``since`` up to ``until``, take the data
 files each of them added and removed (from the manifests that snapshot wrote, nothing else), and
 read only those.  Rows of removed files are deletes, rows of added files inserts; a row that a
-copy-on-write merge rewrote unchanged is on both sides and cancels out.  Files are read with the
+copy-on-write merge rewrote unchanged is on both sides and cancels out.  A merge written by floe
+keeps the rows it removed in one file (``removed_rows``), so its change is read from that file
+and the files it added, never from the files it only rewrote.  Files are read with the
 table's current schema, so older rows get nulls for newer columns.  Cost follows the change, not
 the table.
 """
@@ -21,6 +23,8 @@ from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.manifest import DataFile, ManifestEntryStatus
 from pyiceberg.table import FileScanTask, Table
 from pyiceberg.table.snapshots import Snapshot
+
+from floe.runtime.iceberg.removed_rows import is_rewrite, removed_rows_file, rows_unchanged
 
 CHANGE_TYPE = "_change_type"
 CHANGE_SNAPSHOT = "_change_snapshot_id"
@@ -68,24 +72,34 @@ def snapshots_between(table: Table, since: int | None, until: int) -> list[Snaps
 
 def _file_changes(table: Table, snapshots: list[Snapshot]) -> list[_FileChange]:
     """Data files added (+1) and removed (-1), as written by each snapshot's own manifests; a
-    file added and removed inside the range cancels."""
+    file added and removed inside the range cancels.  A merge that kept the rows it removed
+    (``removed_rows``) contributes that file as its deletes and none of the files it only
+    rewrote; a compaction contributes nothing."""
     changes: dict[str, _FileChange] = {}
+    removed: list[_FileChange] = []
     for snapshot in snapshots:
+        if rows_unchanged(snapshot):
+            continue
+        kept = removed_rows_file(table.io, snapshot, table.metadata.default_spec_id)
+        if kept is not None:
+            removed.append(_FileChange(kept, -1, snapshot))
         for manifest in snapshot.manifests(table.io):
             if manifest.added_snapshot_id != snapshot.snapshot_id:
                 continue  # inherited from an earlier snapshot
+            if kept is not None and not manifest.has_added_files():
+                continue  # only removals, which the removed-rows file holds
             for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
                 if entry.snapshot_id != snapshot.snapshot_id:
                     continue
                 path = entry.data_file.file_path
                 side = {ManifestEntryStatus.ADDED: 1,
                         ManifestEntryStatus.DELETED: -1}.get(entry.status, 0)
-                if not side:
+                if not side or (kept is not None and (side < 0 or is_rewrite(snapshot, path))):
                     continue
                 earlier = changes.pop(path, None)
                 if earlier is None or earlier.side == side:
                     changes[path] = _FileChange(entry.data_file, side, snapshot)
-    return list(changes.values())
+    return [*changes.values(), *removed]
 
 
 def _read(table: Table, change: _FileChange) -> pa.Table:
