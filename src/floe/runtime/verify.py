@@ -1,26 +1,30 @@
 """``floe verify``: prove a Bronze table equals its source, or say exactly where it does not.
 
-Both sides are reduced to the same canonical form, value by value, by the same code: numbers by
-value (``1``, ``1.0`` and ``1.00`` agree), timestamps as UTC microseconds, JSON by value (keys
-sorted), bytes as hex.  Each row's canonical form is hashed (64-bit BLAKE2b); the table's
-checksum is the sum of its rows' hashes modulo 2**64, so row order does not matter.  When the
-counts or checksums disagree, the rows are compared by primary key and up to ``sample`` keys are
-named: missing in Bronze, extra in Bronze, or different (with the differing columns).
-Verify only reads: the source sees one SELECT per table.
+Both sides are reduced to the same canonical form (``canonical.py``: numbers by value,
+timestamps as UTC microseconds, JSON by value, bytes as hex) and hashed column by column in
+Arrow; a row's hash mixes its columns' hashes by position, and the table's checksum is the sum
+of its rows' hashes modulo 2**64, so row order does not matter.  PostgreSQL is read with ADBC
+(binary COPY straight into Arrow batches), Bronze with pyiceberg, both at once; other databases
+go through SQLAlchemy and ``canonical`` value by value.  Memory stays bounded: the first pass
+keeps only counts and checksums.  When they disagree, a second pass keeps each row's key and
+hashes, and the rows are compared by primary key to name up to ``sample`` keys: missing in
+Bronze, extra in Bronze, or different (with the differing columns).
+Verify only reads: the source sees one SELECT per table and pass.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
@@ -30,48 +34,15 @@ from rich.table import Table as RichTable
 
 from floe.artifacts import CompiledSource
 from floe.logs import mask
+from floe.runtime.canonical import canonical, column_hashes, row_hashes
 from floe.runtime.ingestion.sources import local_url, resolved_config
 
-_SEP = "\x1f"
-_NULL = "\\N"
 _MOD = 2**64
 _FLOE_COLUMNS = ("_floe_", "_dlt_")
 _BATCH = 50_000
-
-
-def canonical(value: Any) -> str:
-    """One value's canonical text: equal values give equal text whatever their type."""
-    if value is None:
-        return _NULL
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
-    if isinstance(value, Decimal):
-        if value == value.to_integral_value():
-            return str(int(value))
-        return format(value.normalize(), "f")
-    if isinstance(value, dt.datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        delta = aware - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-        return str(delta // dt.timedelta(microseconds=1))
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    if isinstance(value, UUID):
-        return str(value)
-    text = str(value)
-    if text[:1] in "{[":  # JSON by value, whichever way a loader spaced it
-        try:
-            return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
-        except ValueError:
-            return text
-    return text
+_KEY = "__floe_key"
+_ROW = "__floe_row"
+_OTHER = "__bronze"
 
 
 @dataclass
@@ -80,16 +51,49 @@ class Side:
 
     rows: int = 0
     checksum: int = 0
-    hashes: dict[tuple[str, ...], tuple[int, tuple[str, ...]]] = field(default_factory=dict)
+    parts: list[pa.Table] = field(default_factory=list)  # second pass: key + hashes per row
 
-    def add(self, key: tuple[str, ...], values: tuple[str, ...]) -> None:
-        digest = int.from_bytes(hashlib.blake2b(_SEP.join(values).encode(),
-                                                digest_size=8).digest(), "big")
-        self.rows += 1
-        self.checksum = (self.checksum + digest) % _MOD
-        # rows without a usable key (append) are compared as a multiset, by their hash
-        slot = key if key else (str(digest), str(self.rows))
-        self.hashes[slot] = (digest, values)
+    def table(self, columns: list[str]) -> pa.Table:
+        if self.parts:
+            return pa.concat_tables(self.parts)
+        return pa.table({_KEY: pa.array([], pa.string()), _ROW: pa.array([], pa.uint64()),
+                         **{c: pa.array([], pa.uint64()) for c in columns}})
+
+
+def _digest(batches: Iterable[pa.RecordBatch], columns: list[str], key: list[str],
+            marker: str | None, collect: bool) -> Side:
+    """Count and checksum ``batches`` (rows ``marker`` marks left out); with ``collect``,
+    also keep every row's key and hashes."""
+    side = Side()
+    for batch in batches:
+        if marker is not None:
+            batch = batch.filter(pc.invert(_marked(batch.column(marker))))
+        if not batch.num_rows:
+            continue
+        hashes = [column_hashes(batch.column(c)) for c in columns]
+        rows = row_hashes(hashes)
+        side.rows += batch.num_rows
+        side.checksum = (side.checksum + int(rows.sum(dtype=np.uint64))) % _MOD
+        if collect:
+            names = ([", ".join(canonical(v) for v in values) for values in zip(
+                *(batch.column(k).to_pylist() for k in key), strict=True)] if key
+                else [f"row {h:016x}" for h in rows.tolist()])
+            side.parts.append(pa.table({_KEY: pa.array(names, pa.string()), _ROW: rows,
+                                        **dict(zip(columns, hashes, strict=True))}))
+    return side
+
+
+def _marked(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A delete marker is set: true, or any non-null value (a deletion time)."""
+    if pa.types.is_boolean(column.type):
+        return pc.fill_null(column, False)
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        return pc.fill_null(pc.not_equal(column, 0), False)
+    return pc.is_valid(column)
+
+
+def _marked_value(value: Any) -> bool:
+    return value not in (None, False, 0)
 
 
 @dataclass
@@ -127,61 +131,66 @@ def _shared_columns(bronze: Table, source_columns: Iterable[str]) -> list[str]:
                   if c in mine and not c.startswith(_FLOE_COLUMNS) and "__v_" not in c)
 
 
-def _marked(value: Any) -> bool:
-    """A delete marker is set: true, or any non-null value (a deletion time)."""
-    return value not in (None, False, 0)
-
-
-def _bronze_side(table: Table, columns: list[str], key: list[str], live: str | None) -> Side:
-    side = Side()
+def _bronze_batches(table: Table, columns: list[str], live: str | None
+                   ) -> Iterator[pa.RecordBatch]:
     wanted = list(dict.fromkeys([*columns, *([live] if live else [])]))
-    reader = table.scan(selected_fields=tuple(wanted)).to_arrow_batch_reader()
-    at = [columns.index(k) for k in key]
-    for batch in reader:
-        rows = batch.to_pylist()
-        for row in rows:
-            if live and _marked(row.get(live)):
-                continue  # soft-deleted: not in the source any more
-            values = tuple(canonical(row[c]) for c in columns)
-            side.add(tuple(values[i] for i in at), values)
-    return side
+    yield from table.scan(selected_fields=tuple(wanted)).to_arrow_batch_reader()
 
 
-def _source_side(engine: sqlalchemy.Engine, reflected: sqlalchemy.Table, columns: list[str],
-                 key: list[str], marker: str | None) -> Side:
-    """The source's rows; rows its delete_column marks are left out (Bronze drops them, or
-    keeps them marked, which the Bronze side leaves out too)."""
-    side = Side()
-    marked_at = columns.index(marker) if marker in columns else None
-    query = sqlalchemy.select(*(reflected.c[c] for c in columns))
-    at = [columns.index(k) for k in key]
+def _source_batches(engine: sqlalchemy.Engine, reflected: sqlalchemy.Table, columns: list[str],
+                    marker: str | None) -> Iterator[pa.RecordBatch]:
+    """The source's rows: PostgreSQL as Arrow batches over ADBC's binary COPY; any other
+    database through SQLAlchemy, each value turned into its canonical text here (rows its
+    delete_column marks left out first)."""
+    wanted = list(dict.fromkeys([*columns, *([marker] if marker else [])]))
+    query = sqlalchemy.select(*(reflected.c[c] for c in wanted))
+    if engine.dialect.name == "postgresql":
+        import adbc_driver_postgresql.dbapi as adbc
+
+        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with adbc.connect(url) as connection, connection.cursor() as cursor:
+            cursor.execute(str(query.compile(dialect=engine.dialect)))
+            yield from cursor.fetch_record_batch()
+        return
+    marked_at = wanted.index(marker) if marker else None
     with engine.connect() as connection:
         result = connection.execution_options(stream_results=True).execute(query)
         for rows in iter(lambda: result.fetchmany(_BATCH), []):
-            for row in rows:
-                if marked_at is not None and _marked(row[marked_at]):
-                    continue
-                values = tuple(canonical(v) for v in row)
-                side.add(tuple(values[i] for i in at), values)
-    return side
+            live = [row for row in rows
+                    if marked_at is None or not _marked_value(row[marked_at])]
+            values = list(zip(*live, strict=True)) if live else [() for _ in wanted]
+            yield pa.RecordBatch.from_arrays(
+                [pa.array([None if v is None else canonical(v) for v in column], pa.string())
+                 for column in values[:len(columns)]], names=columns)
 
 
-def _differences(source: Side, bronze: Side, columns: list[str], sample: int,
+def _differences(source: Side, bronze: Side, columns: list[str], keyed: bool, sample: int,
                  report: TableReport) -> None:
-    def named(slot: tuple[str, ...]) -> str:
-        return ", ".join(slot)
+    mine, theirs = source.table(columns), bronze.table(columns)
+    if not keyed:  # a multiset of rows: compare how often each row hash occurs
+        counts = [t.group_by(_ROW).aggregate([([], "count_all")]) for t in (mine, theirs)]
+        joined = counts[0].join(counts[1], _ROW, join_type="full outer", right_suffix=_OTHER)
+        at_source = pc.fill_null(joined["count_all"], 0)
+        in_bronze = pc.fill_null(joined[f"count_all{_OTHER}"], 0)
+        rows = [f"row {h:016x}" for h in joined[_ROW].to_pylist()]
+        for name, more in zip(rows, pc.subtract(at_source, in_bronze).to_pylist(), strict=True):
+            target = report.missing_in_bronze if more > 0 else report.extra_in_bronze
+            if more and len(target) < sample:
+                target.append(name)
+        return
+    report.missing_in_bronze = _keys(mine.join(theirs.select([_KEY]), _KEY,
+                                               join_type="left anti"), sample)
+    report.extra_in_bronze = _keys(theirs.join(mine.select([_KEY]), _KEY,
+                                               join_type="left anti"), sample)
+    both = mine.join(theirs, _KEY, join_type="inner", right_suffix=_OTHER)
+    differ = both.filter(pc.not_equal(both[_ROW], both[_ROW + _OTHER])).sort_by(_KEY)
+    for row in differ.slice(0, sample).to_pylist():
+        changed = [c for c in columns if row[c] != row[c + _OTHER]]
+        report.different.append(f"{row[_KEY]} ({', '.join(changed)})")
 
-    for slot, (digest, values) in source.hashes.items():
-        other = bronze.hashes.get(slot)
-        if other is None:
-            if len(report.missing_in_bronze) < sample:
-                report.missing_in_bronze.append(named(slot))
-        elif other[0] != digest and len(report.different) < sample:
-            changed = [c for c, a, b in zip(columns, values, other[1], strict=True) if a != b]
-            report.different.append(f"{named(slot)} ({', '.join(changed)})")
-    for slot in bronze.hashes:
-        if slot not in source.hashes and len(report.extra_in_bronze) < sample:
-            report.extra_in_bronze.append(named(slot))
+
+def _keys(rows: pa.Table, sample: int) -> list[str]:
+    return [str(k) for k in rows.sort_by(_KEY)[_KEY].slice(0, sample).to_pylist()]
 
 
 def _lag(source: CompiledSource, engine: sqlalchemy.Engine, reflected: sqlalchemy.Table,
@@ -260,15 +269,26 @@ def _compare(source: CompiledSource, bronze: Table, engine: sqlalchemy.Engine,
     key = [k for k in source.primary_key or source_key if k in columns]
     if source.write_mode == "append" and not source.primary_key:
         key = []  # append keeps every row it got: compare as a multiset
-    source_side = _source_side(engine, reflected, columns, key, source.delete_column)
-    bronze_side = _bronze_side(bronze, columns, key, _deleted_marker(source))
+    live = _deleted_marker(source)
+
+    def sides(collect: bool) -> tuple[Side, Side]:
+        with ThreadPoolExecutor(1) as pool:  # the source and Bronze are read at once
+            at_source = pool.submit(lambda: _digest(
+                _source_batches(engine, reflected, columns, source.delete_column), columns,
+                key, None, collect))
+            in_bronze = _digest(_bronze_batches(bronze, columns, live), columns, key, live,
+                                collect)
+            return at_source.result(), in_bronze
+
+    source_side, bronze_side = sides(collect=False)
     report.source_rows, report.bronze_rows = source_side.rows, bronze_side.rows
     report.source_checksum = f"{source_side.checksum:016x}"
     report.bronze_checksum = f"{bronze_side.checksum:016x}"
     report.lag, report.lag_seconds = _lag(source, engine, reflected, bronze)
     if (source_side.rows, source_side.checksum) != (bronze_side.rows, bronze_side.checksum):
         report.status = "mismatch"
-        _differences(source_side, bronze_side, columns, sample, report)
+        source_side, bronze_side = sides(collect=True)
+        _differences(source_side, bronze_side, columns, bool(key), sample, report)
     return report
 
 
