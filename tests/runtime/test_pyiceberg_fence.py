@@ -21,6 +21,8 @@ from floe.runtime.iceberg.pyiceberg_internals import (
     arrow_to_iceberg_type,
     data_files,
     files_matching,
+    storage_path,
+    stored_files,
 )
 
 ROWS = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "name": ["a", "b", "c"]})
@@ -44,6 +46,11 @@ def test_the_internals_floe_uses(tmp_path: Path) -> None:
         written = list(data_files(tx.table_metadata, table.io, ROWS, uuid.uuid4(),
                                   itertools.count(0)))
         assert sum(f.record_count for f in written) == 3
+    listed = dict(stored_files(table.io, table.location()))
+    [task] = table.scan().plan_files()
+    assert storage_path(task.file.file_path) in listed
+    assert storage_path(table.metadata_location) in listed
+    assert all(modified > 0 for modified in listed.values())
 
 
 @pytest.mark.parametrize("blind_retry", [True, False])

@@ -47,7 +47,7 @@ _SOURCE_CONFIG_KEYS: dict[str, dict[str, str]] = {
     },
 }
 _SLOT_NAME = re.compile(r"^[a-z0-9_]{1,63}$")
-_SQL_BACKENDS = ("sqlalchemy", "pyarrow", "connectorx", "pandas")
+_SQL_BACKENDS = ("adbc", "sqlalchemy", "pyarrow", "connectorx", "pandas")
 _FILE_FORMATS = ("csv", "jsonl", "parquet")
 _REFLECTION_LEVELS = ("minimal", "full", "full_with_precision")
 

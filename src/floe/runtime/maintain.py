@@ -1,25 +1,30 @@
 """``floe maintain``: keep Bronze tables cheap to read as loads pile up.
 
 A source on a 5-minute schedule makes 288 snapshots and 288+ small files a day.  Maintenance
-does two things per table, in this order:
+does three things per table, in this order:
 
 1. compaction: data files below ``small_bytes`` are rewritten into as few files as the target
    size allows, in one overwrite snapshot (rows unchanged, so ``floe changes`` reports nothing);
 2. expiry: snapshots older than ``older_than`` go, except the newest ``retain_last``, the
    current one, the newest floe load (it holds every source's cursor) and, for each
-   ``floe changes`` consumer, every snapshot from where it stopped up to now.
+   ``floe changes`` consumer, every snapshot from where it stopped up to now;
+3. orphan removal: files under the table's location that no live snapshot, metadata file or
+   merge's removed-rows file references, and older than ``older_than`` (pyiceberg's expiry
+   forgets snapshots but deletes no file; a merge leaves every file it rewrote behind).
 
-Both are optimistic commits: a load committing at the same moment wins, and maintenance says
-the table was busy instead of retrying on top of it.
+Compaction and expiry are optimistic commits: a load committing at the same moment wins, and
+maintenance says the table was busy instead of retrying on top of it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
@@ -31,8 +36,13 @@ from rich.table import Table as RichTable
 
 from floe.artifacts import CompiledSource
 from floe.runtime.changes import CONSUMER_PREFIX
-from floe.runtime.iceberg.pyiceberg_internals import data_files, files_matching
-from floe.runtime.iceberg.removed_rows import COMPACTION_PROPERTY
+from floe.runtime.iceberg.pyiceberg_internals import (
+    data_files,
+    files_matching,
+    storage_path,
+    stored_files,
+)
+from floe.runtime.iceberg.removed_rows import COMPACTION_PROPERTY, REMOVED_ROWS_PROPERTY
 from floe.runtime.iceberg.state import LOAD_ID_PROPERTY
 
 SMALL_FILE_BYTES = 32 * 1024 * 1024
@@ -104,6 +114,44 @@ def expire(table: Table, older_than: dt.timedelta, retain_last: int) -> int:
     return len(old)
 
 
+def referenced_files(table: Table) -> set[str]:
+    """Every file the table still points at: metadata (current and logged), each live
+    snapshot's manifest list, manifests and data files, statistics, and the rows its merges
+    removed (``floe changes`` reads them)."""
+    locations = {table.metadata_location,
+                 *(entry.metadata_file for entry in table.metadata.metadata_log),
+                 *(s.statistics_path for s in table.metadata.statistics),
+                 *(s.statistics_path for s in table.metadata.partition_statistics)}
+    manifests: set[str] = set()
+    for snapshot in table.snapshots():
+        locations.add(snapshot.manifest_list)
+        removed = snapshot.summary.get(REMOVED_ROWS_PROPERTY) if snapshot.summary else None
+        if removed:
+            locations.add(removed)
+        for manifest in snapshot.manifests(table.io):
+            if manifest.manifest_path in manifests:
+                continue
+            manifests.add(manifest.manifest_path)
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+                locations.add(entry.data_file.file_path)
+    return {storage_path(location) for location in locations | manifests}
+
+
+def remove_orphans(table: Table, older_than: dt.timedelta) -> int:
+    """Delete the files under the table's location that nothing references and that are older
+    than ``older_than`` (a younger one may belong to a load still writing); returns how many."""
+    cutoff = time.time() - older_than.total_seconds()
+    keep = referenced_files(table)
+    scheme = urlparse(table.location()).scheme
+    removed = 0
+    for path, modified in stored_files(table.io, table.location()):
+        if path in keep or modified >= cutoff:
+            continue
+        table.io.delete(path if scheme in ("", "file") else f"{scheme}://{path}")
+        removed += 1
+    return removed
+
+
 def maintain_source(catalog: Catalog, source: CompiledSource, older_than: dt.timedelta,
                     retain_last: int) -> list[MaintainReport]:
     names = [source.table_for(r) for r in source.resources] or [
@@ -123,6 +171,8 @@ def maintain_source(catalog: Catalog, source: CompiledSource, older_than: dt.tim
             compacted = compact(table)
             table = catalog.load_table((source.namespace, name))
             expired = expire(table, older_than, retain_last)
+            table = catalog.load_table((source.namespace, name))
+            orphans = remove_orphans(table, older_than)
         except CommitFailedException:
             report.note = "a load committed meanwhile: run floe maintain again later"
             reports.append(report)
@@ -130,7 +180,8 @@ def maintain_source(catalog: Catalog, source: CompiledSource, older_than: dt.tim
         table = catalog.load_table((source.namespace, name))
         report.snapshots_after = len(table.snapshots())
         report.files_after = sum(1 for _ in table.scan().plan_files())
-        report.note = f"{compacted} small files compacted, {expired} snapshots expired"
+        report.note = (f"{compacted} small files compacted, {expired} snapshots expired, "
+                       f"{orphans} unreferenced files removed")
         reports.append(report)
     return reports
 

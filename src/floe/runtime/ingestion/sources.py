@@ -140,24 +140,48 @@ def _json_text(row: tuple[Any, ...], at: list[int]) -> tuple[Any, ...]:
     return tuple(values)
 
 
+def default_backend(url: str) -> str:
+    """PostgreSQL is read with ADBC (binary COPY into Arrow); other databases with pyarrow."""
+    return "adbc" if url.split(":", 1)[0].split("+", 1)[0] in ("postgres", "postgresql") \
+        else "pyarrow"
+
+
+def _table_loader(backend: str) -> type[Any] | None:
+    if backend == "adbc":
+        try:
+            import adbc_driver_postgresql  # noqa: F401
+        except ImportError:
+            raise MissingSourceDependencyError(
+                "backend adbc needs the ADBC PostgreSQL driver: pip install "
+                "'adbc-driver-postgresql' (or set backend: pyarrow)") from None
+        from floe.runtime.ingestion.adbc_loader import AdbcTableLoader
+
+        return AdbcTableLoader
+    # the other backends (sqlalchemy, pandas, connectorx) keep dlt's own loaders
+    return _arrow_tuple_loader() if backend == "pyarrow" else None
+
+
 def _sql_database(config: dict[str, Any], project_root: Path) -> DltSource:
     from dlt.sources.sql_database import sql_database
 
-    backend = config.get("backend", "pyarrow")
+    credentials = config["credentials"]
+    if isinstance(credentials, str):
+        credentials = local_url(credentials, project_root)
+    backend: str = config.get("backend") or (
+        default_backend(credentials) if isinstance(credentials, str) else "pyarrow")
+    dlt_backend: Any = "pyarrow" if backend == "adbc" else backend  # checked by the compiler
     return sql_database(
-        credentials=local_url(str(config["credentials"]), project_root)
-        if isinstance(config["credentials"], str) else config["credentials"],
+        credentials=credentials,
         schema=config.get("schema"),
         table_names=config.get("tables"),
-        backend=backend,
+        backend=dlt_backend,
         chunk_size=config.get("chunk_size", 100_000),
         reflection_level=config.get("reflection_level", "full"),
         include_views=config.get("include_views", False),
         # listed tables are reflected when first read; a whole schema has to be listed, which
         # happens here, at run time (Dagster definitions use the compiled schema asset instead)
         defer_table_reflect=bool(config.get("tables")),
-        # the other backends (sqlalchemy, pandas, connectorx) keep dlt's own loaders
-        table_loader_class=_arrow_tuple_loader() if backend == "pyarrow" else None,
+        table_loader_class=_table_loader(backend),
     )
 
 
