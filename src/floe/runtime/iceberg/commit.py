@@ -54,6 +54,7 @@ from floe.runtime.iceberg.pyiceberg_internals import (
     data_files,
     files_matching,
 )
+from floe.runtime.iceberg.register import register, registrable
 from floe.runtime.iceberg.removed_rows import RemovedRows
 from floe.runtime.iceberg.state import read_source_state, snapshot_properties
 from floe.runtime.ingestion.column_identity import renames
@@ -263,6 +264,9 @@ def matches(rows: pa.Table, match: pa.Table) -> pa.ChunkedArray | pa.Array:
 def _write(tx: Transaction, io: FileIO, load: TableLoad, incoming: pa.Schema, plan: SchemaPlan,
            props: dict[str, str]) -> None:
     laid_out = bool(load.partition_by or load.sort_by)
+    if load.write_mode == "append" and not laid_out and registrable(tx, plan, load.files):
+        register(tx, io, load.files, props)
+        return
     if load.write_mode in ("append", "replace"):
         # partitioned or sorted data is written from a table (sorted whole); otherwise streamed
         data: pa.Table | pa.RecordBatchReader = (
