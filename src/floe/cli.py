@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -164,12 +165,21 @@ ArtifactsOption = Annotated[Path | None, typer.Option(
     "target/compiled_artifacts.json].", dir_okay=False)]
 
 
-def _artifact_first(artifacts: Path | None, env: str | None = None) -> None:
+def _artifact_first(artifacts: Path | None, env: str | None = None,
+                    select: Sequence[str] | None = None) -> None:
     """Read the artifact before importing the runtime (dlt, pyiceberg, pyarrow: ~2 s), so a
-    missing or stale artifact is said at once."""
-    from floe.runtime.project import load_project, require_environment
+    missing or stale artifact, an unknown --select name or an unset secret is said at once."""
+    from floe.runtime.project import (
+        load_project,
+        require_environment,
+        require_secrets,
+        select_sources,
+    )
 
-    require_environment(load_project(artifacts).artifacts, env)
+    loaded = load_project(artifacts).artifacts
+    require_environment(loaded, env)
+    if select is not None:
+        require_secrets(loaded, select_sources(loaded, select))
 
 
 @app.command()
@@ -186,7 +196,7 @@ def run(
 ) -> None:
     """Load every source (or --select ones: a+ adds what depends on a, +a what a depends on)
     into Iceberg in dependency order, then run their checks and alerts."""
-    _artifact_first(artifacts, env)
+    _artifact_first(artifacts, env, select or [])
     from floe.runtime.console import run_with_progress
 
     failed = run_with_progress(out, artifacts, select or [], full_refresh, env,

@@ -14,8 +14,6 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
-import structlog
-
 _SECRET_VALUES: set[str] = set()
 
 
@@ -41,6 +39,12 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     return event
 
 
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "warn": logging.WARNING, "error": logging.ERROR, "exception": logging.ERROR,
+           "critical": logging.CRITICAL}
+_level: list[int] = []  # the configured level, once configure_logging ran
+
+
 def configure_logging(level: str | None = None) -> None:
     name = (level or os.environ.get("FLOE_LOG_LEVEL", "error")).upper()
     numeric = logging.getLevelName(name)
@@ -48,6 +52,14 @@ def configure_logging(level: str | None = None) -> None:
         numeric = logging.WARNING
     # dlt's own warnings are noise for floe users unless they asked for debug output
     logging.getLogger("dlt").setLevel(numeric if name == "DEBUG" else max(numeric, logging.WARNING))
+    _level[:] = [numeric]
+    if "structlog" in sys.modules:
+        _configure_structlog(numeric)
+
+
+def _configure_structlog(numeric: int) -> None:
+    import structlog
+
     renderer: Any = (structlog.processors.JSONRenderer()
                      if os.environ.get("FLOE_LOG_FORMAT") == "json"
                      else structlog.dev.ConsoleRenderer(colors=False))
@@ -65,9 +77,31 @@ def configure_logging(level: str | None = None) -> None:
     )
 
 
+def _ignore(*_: Any, **__: Any) -> None:
+    return None
+
+
+class _Logger:
+    """A logger that imports structlog (~60 ms) only when it has something to write: at the
+    default level, ``floe compile`` and ``--help`` never pay for it."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, method: str) -> Any:
+        if not _level:
+            configure_logging()
+        threshold = _LEVELS.get(method)
+        if threshold is not None and threshold < _level[0]:
+            return _ignore
+        import structlog
+
+        if not structlog.is_configured():
+            _configure_structlog(_level[0])
+        return getattr(structlog.get_logger(self._name), method)
+
+
 def get_logger(name: str) -> Any:
-    """A structlog logger; configures floe's logging (with secret masking) on first use, so
-    library use (Dagster, tests) never logs through an unmasked default configuration."""
-    if not structlog.is_configured():
-        configure_logging()
-    return structlog.get_logger(name)
+    """floe's logger for ``name``: secrets masked, configured on first use, so library use
+    (Dagster, tests) never logs through an unmasked default configuration."""
+    return _Logger(name)

@@ -166,3 +166,28 @@ def test_a_missing_artifact_is_said_before_the_runtime_loads(tmp_path: Path,
     assert result.returncode == 0, result.stderr
     assert "not found: run `floe compile` first" in result.stderr + result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_an_unset_secret_is_said_before_the_runtime_loads(tmp_path: Path) -> None:
+    """Every selected source needs a secret that is not set: answered at once, named; a
+    selection where some source can run still runs (that one fails on its own)."""
+    (tmp_path / "floe.yaml").write_text(
+        "apiVersion: floe.dev/v1\nkind: DataProduct\nmetadata: {name: a, version: 1.0.0}\n"
+        "sources:\n  - name: crm\n    source_type: sql_database\n    destination_table: crm\n"
+        "    source_config: {credentials: \"{{ secret('UNSET_CRM_URL') }}\", tables: [t]}\n")
+    assert floe("compile", cwd=tmp_path).returncode == 0
+    code = (
+        "import sys\n"
+        "from floe.cli import main\n"
+        "try:\n    main(['run'])\nexcept SystemExit as e:\n    assert e.code == 1, e.code\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'dlt', 'dagster', 'pyiceberg', 'pyarrow'})\n"
+        "print(heavy)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "UNSET_CRM_URL"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, check=False, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "source crm: secret 'UNSET_CRM_URL' is not set: export the environment variable " \
+           "UNSET_CRM_URL" in result.stderr + result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"

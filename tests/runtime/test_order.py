@@ -99,7 +99,7 @@ def test_floe_run_in_parallel_equals_serial(tmp_path: Path) -> None:
 
 
 def test_select_graph_operators(tmp_path: Path) -> None:
-    from floe.runtime.console import select_sources
+    from floe.runtime.project import select_sources
 
     artifacts = _project(tmp_path).compile()
     assert [s.name for s in select_sources(artifacts, ["raw+"])] == ["raw", "orders", "report"]

@@ -9,21 +9,17 @@ an integer when ``n`` is one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import chain, islice
-from typing import Any, NoReturn
-
-from jinja2 import TemplateSyntaxError, UndefinedError
-from jinja2.exceptions import SecurityError, TemplateError
-from jinja2.nativetypes import NativeCodeGenerator
-from jinja2.runtime import StrictUndefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from floe.compiler.positions import SourceMap
 from floe.errors import Diagnostic, KeyPath
 from floe.secrets import SECRET_NAME, secret_ref
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _MISSING: Any = object()
 
@@ -37,42 +33,13 @@ class TemplateFunctionError(Exception):
         self.hint = hint
 
 
-_JSON_SCALARS = (bool, int, float, type(None), list, dict)
-_MAX_REPEAT = 100_000
-
-
-def _native_concat(values: Iterable[Any]) -> Any:
-    """Keep a lone expression's JSON type; join anything else as text (Undefined raises here)."""
-    head = list(islice(values, 2))
-    if len(head) == 1 and isinstance(head[0], _JSON_SCALARS):
-        return head[0]
-    return "".join(str(v) for v in chain(head, values))
-
-
-class _SandboxedNativeEnvironment(ImmutableSandboxedEnvironment):
-    """The immutable sandbox plus native types, with ``**`` and ``*`` bounded against bombs."""
-
-    code_generator_class = NativeCodeGenerator
-    concat = staticmethod(_native_concat)
-    intercepted_binops = frozenset({"**", "*"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**":
-            if isinstance(right, int | float) and abs(right) > 64:
-                raise SecurityError("exponent too large in template")
-            return left**right
-        if operator == "*":
-            for seq, count in ((left, right), (right, left)):
-                if isinstance(seq, str | list) and isinstance(count, int) and count > _MAX_REPEAT:
-                    raise SecurityError("repetition too large in template")
-            return left * right
-        return super().call_binop(context, operator, left, right)
-
-
 @lru_cache(maxsize=1)
 def sandbox() -> ImmutableSandboxedEnvironment:
-    """One shared sandbox: templates are cached per source text across values and sources."""
-    return _SandboxedNativeEnvironment(undefined=StrictUndefined, autoescape=False)
+    """One shared sandbox: templates are cached per source text across values and sources.
+    (Jinja2 is imported here, on the first template, not by every ``floe compile``.)"""
+    from floe.compiler.sandbox import new_sandbox
+
+    return new_sandbox()
 
 
 @lru_cache(maxsize=4096)
@@ -82,6 +49,8 @@ def _compile(source: str) -> Any:
 
 def check_template_syntax(source: str) -> str | None:
     """A message if ``source`` is not valid Jinja2, else None (for runtime templates)."""
+    from jinja2 import TemplateSyntaxError
+
     try:
         sandbox().parse(source)
     except TemplateSyntaxError as exc:
@@ -157,6 +126,9 @@ def render_value(
                 for i, v in enumerate(value)]
     if not isinstance(value, str) or not is_template(value) or skip(path):
         return value
+    from jinja2 import TemplateSyntaxError, UndefinedError
+    from jinja2.exceptions import SecurityError, TemplateError
+
     try:
         return _compile(value).render(context.functions())
     except TemplateFunctionError as exc:

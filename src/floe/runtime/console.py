@@ -18,41 +18,20 @@ from rich.table import Table
 from floe.artifacts import CompiledArtifacts, CompiledSource
 from floe.errors import FloeError
 from floe.logs import mask
-from floe.runtime.iceberg.commit import total_rows
+from floe.runtime.iceberg.loads import total_rows
 from floe.runtime.ingestion.errors import SourceConnectionError
 from floe.runtime.ingestion.plugin import connect_catalog
 from floe.runtime.ingestion.result import IngestionResult
 from floe.runtime.notify import notify
-from floe.runtime.order import downstream, run_in_order, upstream
+from floe.runtime.order import run_in_order
 from floe.runtime.plugins import HealthState, IngestionConfig, load_ingestion_plugin
-from floe.runtime.project import RuntimeProject, load_project, require_environment
+from floe.runtime.project import (
+    RuntimeProject,
+    load_project,
+    require_environment,
+    select_sources,
+)
 from floe.runtime.quality import CheckOutcome, check_source
-
-
-def select_sources(artifacts: CompiledArtifacts, names: Sequence[str]) -> list[CompiledSource]:
-    """``--select``: names, with dbt's graph operators: ``a+`` also what depends on ``a``,
-    ``+a`` also what ``a`` depends on."""
-    if not names:
-        return list(artifacts.sources)
-    known = [s.name for s in artifacts.sources]
-    plain = [n.strip("+") for n in names]
-    unknown = [n for n in plain if n not in known]
-    if unknown:
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, known, n=1)
-            hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        raise FloeError(f"--select: no source named {', '.join(hints)}; sources: "
-                        + ", ".join(known))
-    graph = {s.name: list(s.depends_on) for s in artifacts.sources}
-    wanted: set[str] = set()
-    for name, bare in zip(names, plain, strict=True):
-        wanted.add(bare)
-        if name.endswith("+"):
-            wanted |= downstream(graph, bare)
-        if name.startswith("+"):
-            wanted |= upstream(graph, bare)
-    return [s for s in artifacts.sources if s.name in wanted]
 
 
 def connect(project: RuntimeProject) -> Catalog:

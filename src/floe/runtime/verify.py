@@ -337,8 +337,8 @@ def print_verification(console: Console, artifacts_path: Path | None,
                        select: Sequence[str], env: str | None, as_json: bool,
                        sample: int) -> int:
     """The CLI: a table (or JSON) of every compared table; returns how many do not match."""
-    from floe.runtime.console import connect, select_sources
-    from floe.runtime.project import load_project, require_environment
+    from floe.runtime.console import connect
+    from floe.runtime.project import load_project, require_environment, select_sources
 
     project = load_project(artifacts_path)
     require_environment(project.artifacts, env)

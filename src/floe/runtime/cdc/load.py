@@ -44,7 +44,8 @@ from floe.runtime.cdc.pgoutput import (
     changes_with_their_transaction,
 )
 from floe.runtime.cdc.postgres import PostgresSource, ReplicationSetupError, TableInfo
-from floe.runtime.iceberg.commit import CommitResult, TableLoad, commit_table_load
+from floe.runtime.iceberg.commit import commit_table_load
+from floe.runtime.iceberg.loads import CommitResult, TableLoad
 from floe.runtime.iceberg.state import SourceState, restore_states
 from floe.runtime.ingestion.deadline import Deadline
 from floe.runtime.ingestion.errors import PipelineConfigurationError

@@ -25,7 +25,7 @@ from pyiceberg.exceptions import NoSuchTableError
 
 from floe.artifacts import CompiledArtifacts, CompiledSource
 from floe.runtime.dagster.lineage import lineage_run
-from floe.runtime.iceberg.commit import total_rows
+from floe.runtime.iceberg.loads import total_rows
 from floe.runtime.ingestion.errors import ErrorCategory
 from floe.runtime.ingestion.plugin import DltIngestionPlugin
 from floe.runtime.ingestion.result import IngestionResult, TableResult

@@ -18,9 +18,9 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -42,13 +42,13 @@ from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import ArrowScan, schema_to_pyarrow
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table, TableProperties, Transaction
-from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.table.upsert_util import has_duplicate_rows
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from floe.artifacts import MergeStrategy, SchemaContract, WriteMode
-from floe.runtime.iceberg.evolution import SchemaPlan, TypeChange, plan_schema
+from floe.runtime.iceberg.evolution import SchemaPlan, plan_schema
 from floe.runtime.iceberg.layout import apply_layout, conform, sort_rows
+from floe.runtime.iceberg.loads import UNFENCED, CommitResult, TableLoad, total_rows
+from floe.runtime.iceberg.merge_load import marked, stream_merge_load, unique_keys
 from floe.runtime.iceberg.pyiceberg_internals import (
     arrow_to_iceberg_type,
     data_files,
@@ -61,55 +61,6 @@ from floe.runtime.ingestion.column_identity import renames
 from floe.runtime.ingestion.errors import ConcurrentLoadError
 
 _ROW_INDEX = "__floe_row_index"
-UNFENCED = "<unfenced>"
-"""``expected_token`` of a load that restored no state for its table (e.g. a full refresh)."""
-
-
-@dataclass(frozen=True)
-class TableLoad:
-    """Everything to commit for one table of one load."""
-
-    identifier: tuple[str, str]
-    files: Sequence[str]
-    write_mode: WriteMode
-    merge_strategy: MergeStrategy | None
-    primary_key: Sequence[str]
-    schema_contract: SchemaContract
-    state: dict[str, Any] | None
-    load_id: str
-    source_key: str = ""
-    expected_token: str | None = UNFENCED
-    recreate: bool = False  # --full-refresh: the table takes the source's current schema
-    source_columns: dict[str, str] | None = None  # {attnum: name} at the source (PostgreSQL)
-    delete_files: Sequence[str] = ()  # merge: parquet files of primary keys to remove
-    delete_column: str | None = None  # merge: rows marked here remove their key (hard deletes)
-    truncate: bool = False  # merge: the source emptied the table before these rows
-    partition_by: Sequence[str] = ()  # floe.yaml notation: day(updated_at), bucket(16, id)
-    sort_by: Sequence[str] = ()
-
-
-@dataclass(frozen=True)
-class CommitResult:
-    identifier: tuple[str, str]
-    snapshot_id: int | None
-    snapshots_added: int
-    records_added: int
-    bytes_written: int
-    new_columns: tuple[str, ...] = ()
-    total_rows: int | None = None
-    type_changes: tuple[TypeChange, ...] = ()
-    before_snapshot_id: int | None = None
-    created: bool = False
-    renamed: tuple[tuple[str, str], ...] = ()
-
-
-def total_rows(snapshot: Snapshot | None) -> int | None:
-    """Rows in the table as of ``snapshot``, from its summary (no data files read)."""
-    summary = snapshot.summary if snapshot is not None else None
-    total = summary["total-records"] if summary is not None else None
-    return int(total) if total is not None else None
-
-
 def commit_table_load(catalog: Catalog, load: TableLoad, attempts: int = 5) -> CommitResult:
     """Commit ``load`` in one transaction, retrying when another source's commit raced it."""
     incoming = _incoming_schema(load.files)
@@ -143,6 +94,10 @@ def _incoming_schema(files: Sequence[str]) -> pa.Schema:
 # commit, on the newer table and without asking us: that is how a second run's rows landed twice.
 # floe tables turn it off; floe's own retry re-checks the fence first.
 NO_BLIND_RETRY = {TableProperties.COMMIT_NUM_RETRIES: "0"}
+# Files of 128 MB of Arrow data (~30-40 MB of Parquet) instead of pyiceberg's 512 MB: a write
+# holds one file's rows in memory, and a merge rewrites whole files, so smaller ones bound
+# both (10M-row merge: 1.1 GB peak -> see bench/scale.py).  A value set on the table wins.
+TARGET_FILE_SIZE = {TableProperties.WRITE_TARGET_FILE_SIZE_BYTES: str(128 * 1024 * 1024)}
 
 
 def _load_or_create(catalog: Catalog, load: TableLoad, incoming: pa.Schema
@@ -152,14 +107,19 @@ def _load_or_create(catalog: Catalog, load: TableLoad, incoming: pa.Schema
     except NoSuchTableError:
         try:
             return catalog.create_table(load.identifier, schema=incoming,
-                                        properties=NO_BLIND_RETRY), True
+                                        properties={**NO_BLIND_RETRY, **TARGET_FILE_SIZE}), True
         except Exception:  # another run created it a moment ago (or the create failed)
             if not catalog.table_exists(load.identifier):
                 raise
             table = catalog.load_table(load.identifier)
-    if table.metadata.properties.get(TableProperties.COMMIT_NUM_RETRIES) != "0":
+    properties = table.metadata.properties
+    missing = {**({} if properties.get(TableProperties.COMMIT_NUM_RETRIES) == "0"
+                  else NO_BLIND_RETRY),
+               **({} if TableProperties.WRITE_TARGET_FILE_SIZE_BYTES in properties
+                  else TARGET_FILE_SIZE)}
+    if missing:
         with table.transaction() as tx:  # a table from before floe 0.2, or made by hand
-            tx.set_properties(NO_BLIND_RETRY)
+            tx.set_properties(missing)
     return table, False
 
 
@@ -211,10 +171,11 @@ def _overwrite(tx: Transaction, io: FileIO, data: pa.Table | pa.RecordBatchReade
         schema = metadata.schema()
         with RemovedRows(io, metadata.location, schema) as removed:
             counter = itertools.count(0)
+            key_set = KeySet(match)
             tasks = files_matching(tx, key_range(match)) if metadata.current_snapshot() else []
             for task in tasks:
                 rows = ArrowScan(metadata, io, schema, AlwaysTrue()).to_table(tasks=[task])
-                hit = matches(rows, match)
+                hit = key_set.hits(rows)
                 if not pc.any(hit).as_py():
                     continue
                 removed.add(rows.filter(hit))
@@ -247,18 +208,39 @@ def key_range(match: pa.Table) -> BooleanExpression:
         return AlwaysTrue()
 
 
-def matches(rows: pa.Table, match: pa.Table) -> pa.ChunkedArray | pa.Array:
-    """For each of ``rows``: is its key in ``match`` (NULL keys never match)."""
-    if match.num_columns == 1:
-        name = match.column_names[0]
-        hit = pc.is_in(rows[name], value_set=match.column(0).combine_chunks())
-        return pc.fill_null(hit, False)
-    marker = "__floe_matched"
-    flagged = match.append_column(marker, pa.repeat(True, match.num_rows))
-    joined = rows.append_column(_ROW_INDEX, pa.array(range(rows.num_rows), pa.int64())).join(
-        flagged, match.column_names, join_type="left outer")
-    joined = joined.sort_by(_ROW_INDEX)
-    return pc.fill_null(joined[marker], False)
+class KeySet:
+    """The keys a merge replaces: built once, asked once per data file the merge may touch.
+
+    One integer key (the usual case) is a sorted numpy array probed with ``searchsorted``:
+    ~80 MB for 10M keys, where Arrow's ``is_in`` built a hash set of ~1 GB for every file.
+    Other keys use ``is_in`` (one column) or a join (several)."""
+
+    def __init__(self, keys: pa.Table) -> None:
+        self.keys = keys
+        self.name = keys.column_names[0]
+        column = keys.column(0)
+        self._sorted: np.ndarray | None = None
+        if keys.num_columns == 1 and pa.types.is_integer(column.type) and not column.null_count:
+            self._sorted = np.sort(column.to_numpy().astype(np.int64, copy=False))
+
+    def hits(self, rows: pa.Table) -> pa.Array | pa.ChunkedArray:
+        """For each of ``rows``: is its key one of these (NULL keys never match)."""
+        values = rows[self.name]
+        if self._sorted is not None and pa.types.is_integer(values.type):
+            probe = pc.fill_null(values, 0).to_numpy().astype(np.int64, copy=False)
+            at = np.minimum(np.searchsorted(self._sorted, probe), len(self._sorted) - 1)
+            found = (self._sorted[at] == probe) if len(self._sorted) else np.zeros(len(probe),
+                                                                                  dtype=bool)
+            return pa.array(found & values.is_valid().to_numpy(zero_copy_only=False))
+        if self.keys.num_columns == 1:
+            hit = pc.is_in(values, value_set=self.keys.column(0).combine_chunks())
+            return pc.fill_null(hit, False)
+        marker = "__floe_matched"
+        flagged = self.keys.append_column(marker, pa.repeat(True, self.keys.num_rows))
+        joined = rows.append_column(_ROW_INDEX, pa.array(range(rows.num_rows), pa.int64())
+                                    ).join(flagged, self.keys.column_names,
+                                           join_type="left outer")
+        return pc.fill_null(joined.sort_by(_ROW_INDEX)[marker], False)
 
 
 def _write(tx: Transaction, io: FileIO, load: TableLoad, incoming: pa.Schema, plan: SchemaPlan,
@@ -282,17 +264,29 @@ def _write(tx: Transaction, io: FileIO, load: TableLoad, incoming: pa.Schema, pl
     # Transaction.upsert also cannot compare rows once the schema evolved in the same
     # transaction.)  Keys in delete files, and rows marked in delete_column, are removed.
     keys = list(load.primary_key)
+    if not laid_out:  # streamed: only the load's keys are held in memory
+        merge = stream_merge_load(load.files, incoming, plan, keys,
+                                  load.merge_strategy != "delete-insert", load.delete_column)
+        gone = pa.concat_tables([_delete_keys(load.delete_files, merge.replaced.schema),
+                                 merge.deleted])
+        if load.truncate:
+            _overwrite(tx, io, merge.rows, props)
+        elif merge.replaced.num_rows or gone.num_rows:
+            match = pa.concat_tables([merge.replaced, gone])
+            _overwrite(tx, io, merge.rows, props,
+                       match=match if unique_keys(match, keys) else _unique(match))
+        return
+    # partitioned or sorted: the rows are sorted whole, so they are read whole
     df = plan.read_all(load.files, incoming)
     if load.merge_strategy != "delete-insert":
         df = _dedupe_last(df, keys)
     removed = [_delete_keys(load.delete_files, df.select(keys).schema)]
     if load.delete_column and load.delete_column in df.column_names:
-        marked = _marked(df[load.delete_column])
-        removed.append(df.filter(marked).select(keys))
-        df = df.filter(pc.invert(marked))
+        flagged = marked(df[load.delete_column])
+        removed.append(df.filter(flagged).select(keys))
+        df = df.filter(pc.invert(flagged))
     gone = pa.concat_tables(removed)
-    if load.partition_by or load.sort_by:
-        df = sort_rows(conform(df, tx), load.sort_by)
+    df = sort_rows(conform(df, tx), load.sort_by)
     if load.truncate:
         _overwrite(tx, io, df, props)
     elif df.num_rows or gone.num_rows:
@@ -302,13 +296,6 @@ def _write(tx: Transaction, io: FileIO, load: TableLoad, incoming: pa.Schema, pl
 
 def _unique(keys: pa.Table) -> pa.Table:
     return keys.group_by(keys.column_names, use_threads=False).aggregate([])
-
-
-def _marked(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A delete marker: true for a boolean column, non-null for anything else."""
-    if pa.types.is_boolean(column.type):
-        return pc.fill_null(column, False)
-    return pc.is_valid(column)
 
 
 def _delete_keys(files: Sequence[str], keys: pa.Schema) -> pa.Table:
@@ -410,3 +397,7 @@ def undo_commit(catalog: Catalog, result: CommitResult) -> None:
             return
         raise CommitFailedException(f"{'.'.join(result.identifier)} has no earlier snapshot")
     table.manage_snapshots().rollback_to_snapshot(result.before_snapshot_id).commit()
+
+
+__all__ = ["UNFENCED", "CommitResult", "TableLoad", "commit_table_load", "total_rows",
+           "undo_commit"]

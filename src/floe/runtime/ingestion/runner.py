@@ -36,13 +36,8 @@ from tenacity import (
 
 from floe.artifacts import CompiledSource
 from floe.logs import get_logger, mask
-from floe.runtime.iceberg.commit import (
-    UNFENCED,
-    CommitResult,
-    TableLoad,
-    commit_table_load,
-    undo_commit,
-)
+from floe.runtime.iceberg.commit import commit_table_load, undo_commit
+from floe.runtime.iceberg.loads import UNFENCED, CommitResult, TableLoad
 from floe.runtime.iceberg.state import SourceState, restore_states
 from floe.runtime.ingestion.column_identity import ColumnIds, source_column_ids
 from floe.runtime.ingestion.deadline import Deadline

@@ -1,0 +1,63 @@
+"""What a load hands the commit, and what the commit hands back: plain data, importable
+without pyiceberg's and pyarrow's writers (the console and Dagster metadata need only these)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from floe.artifacts import MergeStrategy, SchemaContract, WriteMode
+
+if TYPE_CHECKING:
+    from pyiceberg.table.snapshots import Snapshot
+
+    from floe.runtime.iceberg.evolution import TypeChange
+
+UNFENCED = "<unfenced>"
+"""``expected_token`` of a load that restored no state for its table (e.g. a full refresh)."""
+
+
+@dataclass(frozen=True)
+class TableLoad:
+    """Everything to commit for one table of one load."""
+
+    identifier: tuple[str, str]
+    files: Sequence[str]
+    write_mode: WriteMode
+    merge_strategy: MergeStrategy | None
+    primary_key: Sequence[str]
+    schema_contract: SchemaContract
+    state: dict[str, Any] | None
+    load_id: str
+    source_key: str = ""
+    expected_token: str | None = UNFENCED
+    recreate: bool = False  # --full-refresh: the table takes the source's current schema
+    source_columns: dict[str, str] | None = None  # {attnum: name} at the source (PostgreSQL)
+    delete_files: Sequence[str] = ()  # merge: parquet files of primary keys to remove
+    delete_column: str | None = None  # merge: rows marked here remove their key (hard deletes)
+    truncate: bool = False  # merge: the source emptied the table before these rows
+    partition_by: Sequence[str] = ()  # floe.yaml notation: day(updated_at), bucket(16, id)
+    sort_by: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    identifier: tuple[str, str]
+    snapshot_id: int | None
+    snapshots_added: int
+    records_added: int
+    bytes_written: int
+    new_columns: tuple[str, ...] = ()
+    total_rows: int | None = None
+    type_changes: tuple[TypeChange, ...] = ()
+    before_snapshot_id: int | None = None
+    created: bool = False
+    renamed: tuple[tuple[str, str], ...] = ()
+
+
+def total_rows(snapshot: Snapshot | None) -> int | None:
+    """Rows in the table as of ``snapshot``, from its summary (no data files read)."""
+    summary = snapshot.summary if snapshot is not None else None
+    total = summary["total-records"] if summary is not None else None
+    return int(total) if total is not None else None
