@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from floe.errors import ArtifactError
 
-ARTIFACTS_VERSION = "1.1"
+ARTIFACTS_VERSION = "1.2"
 """Bump the minor for additive changes readers may ignore, the major for breaking ones."""
 ARTIFACTS_SCHEMA_URL = "https://floe.dev/schemas/compiled_artifacts/v1.json"
 DEFAULT_ARTIFACTS_PATH = Path("target") / "compiled_artifacts.json"
@@ -65,10 +65,20 @@ class StorageConfig(_Frozen):
     path_style: bool = False
 
 
+class MaintenanceConfig(_Frozen):
+    """platform.yaml ``maintenance:``: ``floe maintain`` of every table on a schedule."""
+
+    cron: str
+    timezone: str = "UTC"
+    older_than_seconds: int = Field(default=7 * 86400, ge=0)
+    retain_last: int = Field(default=10, ge=1)
+
+
 class EnvironmentConfig(_Frozen):
     name: str
     catalog: CatalogConfig
     storage: StorageConfig | None = None
+    maintenance: MaintenanceConfig | None = None
 
 
 class RetryConfig(_Frozen):

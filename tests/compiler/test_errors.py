@@ -286,3 +286,39 @@ def test_reconcile_needs_a_database_source(tmp_path: Path) -> None:
     assert errors_of(tmp_path, text) == [
         "14:20: sources[0].checks[0].reconcile: reconcile compares Bronze with a database; a "
         "filesystem source cannot be re-read"]
+
+
+def test_platform_maintenance_block(tmp_path: Path) -> None:
+    """platform.yaml maintenance: compiles to the environment (durations in seconds); a bad
+    cron, timezone or duration is named where it is written."""
+    write(tmp_path, """\
+        apiVersion: floe.dev/v1
+        kind: Platform
+        environments:
+          dev:
+            catalog: {type: sql, uri: "sqlite:///c.db", warehouse: wh}
+            maintenance: {schedule: "0 3 * * *", older_than: 2d}
+        """, "platform.yaml")
+    text = VALID.replace("sources:", "platform: platform.yaml\nsources:")
+    maintenance = compile_text(tmp_path, text).environment.maintenance
+    assert maintenance is not None
+    assert (maintenance.cron, maintenance.timezone, maintenance.older_than_seconds,
+            maintenance.retain_last) == ("0 3 * * *", "UTC", 172800, 10)
+    write(tmp_path, """\
+        apiVersion: floe.dev/v1
+        kind: Platform
+        environments:
+          dev:
+            catalog: {type: sql, uri: "sqlite:///c.db", warehouse: wh}
+            maintenance:
+              schedule: "every night"
+              timezone: Mars/Olympus
+              older_than: a week
+        """, "platform.yaml")
+    errors = errors_of(tmp_path, text)
+    assert errors == [
+        "7:17: environments.dev.maintenance.schedule: 'every night' is not a valid cron "
+        "expression",
+        "8:17: environments.dev.maintenance.timezone: unknown timezone 'Mars/Olympus'",
+        "9:19: environments.dev.maintenance.older_than: \"a week\" must be a duration such as "
+        "12h, 7d or 2w (units s, m, h, d, w)"]

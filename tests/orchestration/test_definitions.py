@@ -98,3 +98,42 @@ def test_dagster_definitions_validate_accepts_the_module(tmp_path: Path) -> None
         cwd=tmp_path, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_platform_maintenance_is_a_scheduled_job_that_maintains(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "platform.yaml").write_text(
+        "apiVersion: floe.dev/v1\nkind: Platform\nenvironments:\n  dev:\n"
+        "    catalog: {type: sql, uri: 'sqlite:///.floe/catalog.db', warehouse: .floe/wh}\n"
+        "    maintenance: {schedule: '0 3 * * *', timezone: Europe/Paris, older_than: 0s,"
+        " retain_last: 1}\n")
+    project = Project(tmp_path)
+    project.write("""\
+        apiVersion: floe.dev/v1
+        kind: DataProduct
+        metadata: {name: shop, version: 1.0.0}
+        platform: platform.yaml
+        sources:
+          - name: events
+            source_type: filesystem
+            destination_table: bronze.events
+            source_config: {bucket_url: landing, file_glob: "*.jsonl", format: jsonl}
+        """)
+    project.compile()
+    (tmp_path / "landing").mkdir()
+    for index in range(5):
+        (tmp_path / "landing" / f"{index}.jsonl").write_text(json.dumps({"id": index}) + "\n")
+        assert project.run("events").success
+    table = project.catalog().load_table(("bronze", "events"))
+    assert sum(1 for _ in table.scan().plan_files()) == 5
+    defs = build_definitions(tmp_path / "target" / "compiled_artifacts.json")
+    schedule = defs.resolve_schedule_def("floe_maintenance__schedule")
+    assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
+        "0 3 * * *", "Europe/Paris", "floe_maintenance")
+    assert defs.resolve_job_def("floe_maintenance").execute_in_process().success
+    table = project.catalog().load_table(("bronze", "events"))
+    assert sum(1 for _ in table.scan().plan_files()) == 1
+    assert len(table.snapshots()) < 5
+    assert sorted(r["id"] for r in project.read("bronze.events")) == list(range(5))
+    assert project.run("events").rows_loaded == 0  # cursors survived

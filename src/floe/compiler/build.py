@@ -14,6 +14,7 @@ from floe.artifacts import (
     CompiledSource,
     EnvironmentConfig,
     FreshnessCheck,
+    MaintenanceConfig,
     NotificationConfig,
     NotNullCheck,
     NullRateCheck,
@@ -184,6 +185,12 @@ def build_artifacts(
             catalog=CatalogConfig(**environment.catalog.model_dump()),
             storage=StorageConfig(**environment.storage.model_dump())
             if environment.storage else None,
+            maintenance=MaintenanceConfig(
+                cron=environment.maintenance.schedule,
+                timezone=environment.maintenance.timezone,
+                older_than_seconds=duration_seconds(environment.maintenance.older_than),
+                retain_last=environment.maintenance.retain_last)
+            if environment.maintenance else None,
         ),
         sources=tuple(_source(s, floe.defaults, product) for s in floe.sources),
         notifications=tuple(_notification(n) for n in floe.notifications),

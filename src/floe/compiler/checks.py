@@ -360,6 +360,10 @@ def _check_platform(platform: dict[str, Any], where: SourceMap) -> Iterator[Diag
         if kind == "sql" and not catalog.get("warehouse"):
             yield where.diagnostic(path, "a sql catalog needs 'warehouse'",
                                    "a folder such as .floe/warehouse, or s3://bucket/path")
+        maintenance = _dict(env).get("maintenance")
+        if isinstance(maintenance, dict):
+            yield from _check_schedule(maintenance, ("environments", env_name, "maintenance"),
+                                       where)
 
 
 def _check_literal_credentials(node: Any, path: KeyPath, where: SourceMap

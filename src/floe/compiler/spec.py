@@ -228,9 +228,20 @@ class StorageSpec(_Spec):
     path_style: bool = False
 
 
+class MaintenanceSpec(_Spec):
+    """``floe maintain`` on a schedule, for every table of the project (Dagster runs it)."""
+
+    schedule: str = Field(description="cron, e.g. '0 3 * * *' (daily at 03:00)")
+    timezone: str = "UTC"
+    older_than: str = Field(default="7d", pattern=DURATION,
+                            description="snapshots and unreferenced files older than this go")
+    retain_last: int = Field(default=10, ge=1, description="snapshots always kept per table")
+
+
 class EnvironmentSpec(_Spec):
     catalog: CatalogSpec
     storage: StorageSpec | None = None
+    maintenance: MaintenanceSpec | None = None
 
 
 class PlatformSpec(_Spec):

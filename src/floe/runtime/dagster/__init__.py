@@ -10,6 +10,7 @@ import dagster as dg
 from floe.logs import configure_logging
 from floe.runtime.dagster.assets import asset_key, ingestion_assets, quality_checks
 from floe.runtime.dagster.automation import ingestion_job, ingestion_schedule, new_files_sensor
+from floe.runtime.dagster.maintenance import maintenance_job, maintenance_schedule
 from floe.runtime.dagster.notifications import notification_sensors
 from floe.runtime.ingestion.plugin import DltIngestionPlugin
 from floe.runtime.project import RuntimeProject, load_project
@@ -49,8 +50,13 @@ def definitions_for(project: RuntimeProject) -> dg.Definitions:
         sensor = new_files_sensor(source, job, root)
         if sensor is not None:
             sensors.append(sensor)
-    return dg.Definitions(assets=assets, asset_checks=checks, jobs=jobs, schedules=schedules,
-                          sensors=sensors)
+    all_jobs: list[dg.JobDefinition | dg.UnresolvedAssetJobDefinition] = list(jobs)
+    maintenance = maintenance_job(artifacts, root)
+    if maintenance is not None:
+        all_jobs.append(maintenance)
+        schedules.append(maintenance_schedule(artifacts, maintenance))
+    return dg.Definitions(assets=assets, asset_checks=checks, jobs=all_jobs,
+                          schedules=schedules, sensors=sensors)
 
 
 def _resources(definition: dg.AssetsDefinition) -> list[str]:
