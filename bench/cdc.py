@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.child import run_measured
 from tests.servers import Postgres, postgres_server
 
 from floe.compiler import CompileRequest, compile_project
@@ -123,11 +122,10 @@ def main() -> None:
         # the restart point behind it, and the next run decodes it once more (~1.5 s here).
         time.sleep(16)
         wall = time.perf_counter()
-        done = subprocess.run([sys.executable, __file__, "--child", str(root), "--pg-port",
-                               str(pg.port)], check=True, capture_output=True, text=True)
+        output, peak_mb = run_measured([sys.executable, __file__, "--child", str(root),
+                                        "--pg-port", str(pg.port)])
         wall = time.perf_counter() - wall
-        applied, elapsed = done.stdout.split()[-2:]
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        applied, elapsed = output.split()[-2:]
         print(f"1. {int(applied):,} changes (60% updates, 20% inserts, 20% deletes) on "
               f"{rows:,} rows: {float(elapsed):.1f} s in-process ({wall:.1f} s process wall, "
               "imports included), "

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -36,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import dlt
 import psycopg2
 import pyarrow as pa
+from bench.child import run_measured
 from dlt.sources.sql_database import sql_database
 from pyiceberg.catalog import Catalog
 from tests.servers import Postgres, postgres_server
@@ -222,10 +221,9 @@ def bench_upsert(pg: Postgres, root: Path, rows: int, changes: int) -> None:
 
 def bench_rss(pg: Postgres, root: Path, rows: int) -> None:
     started = time.perf_counter()
-    subprocess.run([sys.executable, __file__, "--rss-child", str(root), "--pg-port",
-                    str(pg.port)], check=True)
+    _, peak_mb = run_measured([sys.executable, __file__, "--rss-child", str(root),
+                               "--pg-port", str(pg.port)])
     elapsed = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"\n3. memory: floe loads {rows:,} rows in {elapsed:.1f} s; peak RSS "
           f"{peak_mb:,.0f} MB (target < 1,024 MB)")
 
