@@ -67,18 +67,9 @@ def test_maintain(tmp_path: Path) -> None:
     assert set(changed["_change_type"].to_pylist()) == {"insert"}
 
 
-MERGED = """\
-apiVersion: floe.dev/v1
-kind: DataProduct
-metadata: {name: shop, version: 1.0.0}
-sources:
-  - name: events
-    source_type: filesystem
-    destination_table: bronze.events
-    write_mode: merge
-    primary_key: id
-    source_config: {bucket_url: landing, file_glob: "*.jsonl", format: jsonl}
-"""
+MERGED = PROJECT.replace("destination_table: bronze.events\n",
+                         "destination_table: bronze.events\n    write_mode: merge\n"
+                         "    primary_key: id\n")
 
 
 def test_maintain_removes_the_files_nothing_references(tmp_path: Path) -> None:
