@@ -281,11 +281,15 @@ def test_compile_error_renders_file_line_column_key_and_hint(tmp_path: Path) -> 
     assert rendered.splitlines()[-1] == "1 error found; nothing was written."
 
 
-def test_reconcile_needs_a_database_source(tmp_path: Path) -> None:
+def test_reconcile_needs_a_source_that_can_be_re_read(tmp_path: Path) -> None:
     text = VALID + "    checks:\n      - reconcile: {max_lag: 1h}\n"
-    assert errors_of(tmp_path, text) == [
-        "14:20: sources[0].checks[0].reconcile: reconcile compares Bronze with a database; a "
-        "filesystem source cannot be re-read"]
+    assert compile_text(tmp_path, text).sources[0].checks  # a landing folder: yes
+    api = text.replace("source_type: filesystem", "source_type: rest_api").replace(
+        "      bucket_url: data\n      file_glob: \"*.csv\"\n",
+        "      client: {base_url: \"https://api.example.com\"}\n      resources: [orders]\n")
+    assert errors_of(tmp_path, api) == [
+        "14:20: sources[0].checks[0].reconcile: reconcile compares Bronze with its source; an "
+        "API cannot be re-read as it was loaded"]
 
 
 def test_platform_maintenance_block(tmp_path: Path) -> None:

@@ -335,12 +335,11 @@ def _check_filesystem(config: dict[str, Any], path: KeyPath, where: SourceMap
 def _check_checks(source: dict[str, Any], path: KeyPath, where: SourceMap
                   ) -> Iterator[Diagnostic]:
     for index, check in enumerate(_list(source.get("checks"))):
-        if "reconcile" in _dict(check) and source.get("source_type") not in (
-                "sql_database", "postgres_cdc"):
+        if "reconcile" in _dict(check) and source.get("source_type") == "rest_api":
             yield where.diagnostic(
                 (*path, "checks", index, "reconcile"),
-                f"reconcile compares Bronze with a database; a {source.get('source_type')} "
-                "source cannot be re-read", "use it on sql_database or postgres_cdc sources")
+                "reconcile compares Bronze with its source; an API cannot be re-read as it "
+                "was loaded", "use it on sql_database, postgres_cdc or filesystem sources")
         row_count = _dict(_dict(check).get("row_count"))
         low, high = row_count.get("min"), row_count.get("max")
         if isinstance(low, int) and isinstance(high, int) and low > high:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +35,15 @@ from rich.table import Table as RichTable
 from floe.artifacts import CompiledSource
 from floe.logs import mask
 from floe.runtime.canonical import canonical, column_hashes, row_hashes
-from floe.runtime.ingestion.sources import local_url, resolved_config
+from floe.runtime.iceberg.merge_load import last_per_key
+from floe.runtime.iceberg.state import newest_load
+from floe.runtime.ingestion.sources import (
+    file_format,
+    landing_files,
+    local_url,
+    read_file,
+    resolved_config,
+)
 
 _MOD = 2**64
 _FLOE_COLUMNS = ("_floe_", "_dlt_")
@@ -230,10 +238,12 @@ def verify_source(source: CompiledSource, catalog: Catalog, project_root: Path,
                   sample: int = 10, environ: Mapping[str, str] | None = None
                   ) -> list[TableReport]:
     """One report per table of ``source``."""
+    if source.source_type == "filesystem":
+        return [_verify_files(source, catalog, project_root, sample, environ)]
     if source.source_type not in ("sql_database", "postgres_cdc"):
         return [TableReport(source.destination_table, "not_comparable",
                             f"{source.source_type} sources cannot be re-read for comparison "
-                            "(an API or a landing folder shows only what it has now)")]
+                            "(an API shows only what it has now, not what was loaded)")]
     config = resolved_config(source, environ)
     url = local_url(str(config["credentials"]), project_root)
     engine = sqlalchemy.create_engine(url)
@@ -269,13 +279,22 @@ def _compare(source: CompiledSource, bronze: Table, engine: sqlalchemy.Engine,
     key = [k for k in source.primary_key or source_key if k in columns]
     if source.write_mode == "append" and not source.primary_key:
         key = []  # append keeps every row it got: compare as a multiset
-    live = _deleted_marker(source)
+    report.lag, report.lag_seconds = _lag(source, engine, reflected, bronze)
+    return _reconcile(report, lambda: _source_batches(engine, reflected, columns,
+                                                      source.delete_column), None,
+                      bronze, _deleted_marker(source), columns, key, sample)
+
+
+def _reconcile(report: TableReport, source_batches: Callable[[], Iterable[pa.RecordBatch]],
+               source_marker: str | None, bronze: Table, live: str | None, columns: list[str],
+               key: list[str], sample: int) -> TableReport:
+    """Both sides' counts and checksums (read at once); on a mismatch, a second pass that
+    names the keys."""
 
     def sides(collect: bool) -> tuple[Side, Side]:
-        with ThreadPoolExecutor(1) as pool:  # the source and Bronze are read at once
-            at_source = pool.submit(lambda: _digest(
-                _source_batches(engine, reflected, columns, source.delete_column), columns,
-                key, None, collect))
+        with ThreadPoolExecutor(1) as pool:
+            at_source = pool.submit(lambda: _digest(source_batches(), columns, key,
+                                                    source_marker, collect))
             in_bronze = _digest(_bronze_batches(bronze, columns, live), columns, key, live,
                                 collect)
             return at_source.result(), in_bronze
@@ -284,7 +303,6 @@ def _compare(source: CompiledSource, bronze: Table, engine: sqlalchemy.Engine,
     report.source_rows, report.bronze_rows = source_side.rows, bronze_side.rows
     report.source_checksum = f"{source_side.checksum:016x}"
     report.bronze_checksum = f"{bronze_side.checksum:016x}"
-    report.lag, report.lag_seconds = _lag(source, engine, reflected, bronze)
     if (source_side.rows, source_side.checksum) != (bronze_side.rows, bronze_side.checksum):
         report.status = "mismatch"
         source_side, bronze_side = sides(collect=True)
@@ -292,16 +310,59 @@ def _compare(source: CompiledSource, bronze: Table, engine: sqlalchemy.Engine,
     return report
 
 
+def _verify_files(source: CompiledSource, catalog: Catalog, project_root: Path,
+                  sample: int, environ: Mapping[str, str] | None) -> TableReport:
+    """A landing folder against Bronze: the files the last load could have read (modified
+    before it committed), parsed as the load parses them (Arrow, column names as written);
+    files newer than that are the lag.  A merge keeps the last row per key across the
+    files, oldest first, as the loads did."""
+    identifier = (source.namespace, source.table_for(source.resources[0]))
+    try:
+        bronze = catalog.load_table(identifier)
+    except NoSuchTableError:
+        return TableReport(".".join(identifier), "mismatch", "not in Bronze yet: run floe run")
+    return _compare_files(source, bronze, project_root, sample, environ)
+
+
+def _compare_files(source: CompiledSource, bronze: Table, project_root: Path, sample: int,
+                   environ: Mapping[str, str] | None) -> TableReport:
+    report = TableReport(".".join(bronze.name()[-2:]), "match")
+    loaded = newest_load(bronze)
+    if loaded is None:
+        return TableReport(report.table, "mismatch", "no floe load in this table yet")
+    config = resolved_config(source, environ)
+    files = landing_files(config, project_root)
+    read = [f for f in files if f["modification_date"].timestamp() * 1000 <= loaded.timestamp_ms]
+    newer = len(files) - len(read)
+    report.lag = f"{newer} file(s) newer than the last load" if newer else None
+    fmt = file_format(config)
+    parts = [pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
+             for item in read for b in read_file(item, fmt, str(config.get("delimiter", ",")),
+                                                 str(config.get("encoding", "utf8")))]
+    rows = pa.concat_tables(parts, promote_options="permissive") if parts else pa.table({})
+    columns = _shared_columns(bronze, rows.column_names)
+    key = [k for k in source.primary_key if k in columns] if source.write_mode == "merge" \
+        else []
+    if key and rows.num_rows:
+        rows = rows.filter(last_per_key(rows, key))
+    marker = source.delete_column if source.delete_column in rows.column_names else None
+    return _reconcile(report, lambda: rows.to_batches(), marker, bronze,
+                      _deleted_marker(source), columns, key, sample)
+
+
 def reconcile(source: CompiledSource, bronze: Table, resource: str, project_root: Path,
               max_lag_seconds: int | None, environ: Mapping[str, str] | None = None
               ) -> tuple[bool, str, dict[str, Any]]:
     """The ``reconcile`` check: floe verify of one table, as (passed, message, metadata)."""
-    config = resolved_config(source, environ)
-    engine = sqlalchemy.create_engine(local_url(str(config["credentials"]), project_root))
-    try:
-        report = _compare(source, bronze, engine, config.get("schema"), resource, sample=5)
-    finally:
-        engine.dispose()
+    if source.source_type == "filesystem":
+        report = _compare_files(source, bronze, project_root, 5, environ)
+    else:
+        config = resolved_config(source, environ)
+        engine = sqlalchemy.create_engine(local_url(str(config["credentials"]), project_root))
+        try:
+            report = _compare(source, bronze, engine, config.get("schema"), resource, sample=5)
+        finally:
+            engine.dispose()
     metadata = {k: v for k, v in report.as_dict().items() if v not in (None, [], "")}
     if report.status != "match":
         return False, f"Bronze differs from the source ({report.source_rows} source rows, " \

@@ -67,7 +67,7 @@ def unique_keys(table: pa.Table, keys: list[str]) -> bool:
     return not has_duplicate_rows(table.select(keys), keys)
 
 
-def _last_per_key(table: pa.Table, keys: list[str]) -> pa.Array:
+def last_per_key(table: pa.Table, keys: list[str]) -> pa.Array:
     """For each row: is it the last one sent for its key."""
     if unique_keys(table, keys):
         return pa.array(np.ones(table.num_rows, dtype=bool))
@@ -103,7 +103,7 @@ def stream_merge_load(files: Sequence[str], incoming: pa.Schema, plan: SchemaPla
                       keys: list[str], last_wins: bool, marker: str | None) -> MergeLoad:
     marker = marker if marker and marker in incoming.names else None
     found = _keys(files, incoming, plan, keys, marker)
-    keep = _last_per_key(found, keys).to_numpy(zero_copy_only=False) if last_wins \
+    keep = last_per_key(found, keys).to_numpy(zero_copy_only=False) if last_wins \
         else np.ones(found.num_rows, dtype=bool)
     deleted = found.select(keys).slice(0, 0)
     if marker is not None:

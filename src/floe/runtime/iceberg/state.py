@@ -42,7 +42,7 @@ class SourceState:
         return self.load_id
 
 
-def _floe_snapshot(table: Table) -> Snapshot | None:
+def newest_load(table: Table) -> Snapshot | None:
     """The newest snapshot floe wrote (maintenance or foreign writers' snapshots skipped)."""
     snapshot = table.current_snapshot()
     for _ in range(_MAX_WALK):
@@ -65,7 +65,7 @@ def _records(snapshot: Snapshot | None) -> dict[str, str]:
 
 def read_source_state(table: Table, source_key: str) -> SourceState:
     """``source_key``'s record as of the table's current state (empty if it never loaded)."""
-    snapshot = _floe_snapshot(table)
+    snapshot = newest_load(table)
     summary = snapshot.summary if snapshot is not None else None
     raw = _records(snapshot).get(STATE_PREFIX + source_key)
     if raw is None:
@@ -103,7 +103,7 @@ def snapshot_properties(table: Table, source_key: str, state: dict[str, Any] | N
     A replace empties the table of every source's rows, so it carries no other source's
     cursor (``carry_others=False``): their next run loads everything again.
     """
-    props = _records(_floe_snapshot(table)) if carry_others else {}
+    props = _records(newest_load(table)) if carry_others else {}
     record: dict[str, Any] = {"load_id": load_id, "state": state}
     if columns:
         record["columns"] = columns

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -185,29 +185,40 @@ def _sql_database(config: dict[str, Any], project_root: Path) -> DltSource:
     )
 
 
-@dlt.transformer(standalone=True)
-def read_arrow(items: Any, file_format: str = "csv", delimiter: str = ",",
-               encoding: str = "utf8") -> Any:
-    """Read listed files straight into Arrow: dlt's own readers go through pandas or dicts,
-    which costs several times more in extract + normalize."""
+def read_file(item: Any, file_format: str, delimiter: str = ",", encoding: str = "utf8"
+              ) -> Iterator[Any]:
+    """One landing file (a dlt ``FileItemDict``) as Arrow tables or batches."""
     import pyarrow as pa
     import pyarrow.csv as pa_csv
     import pyarrow.json as pa_json
     import pyarrow.parquet as pq
 
+    try:
+        with item.open() as handle:
+            if file_format == "csv":
+                yield pa_csv.read_csv(
+                    handle, read_options=pa_csv.ReadOptions(encoding=encoding),
+                    parse_options=pa_csv.ParseOptions(delimiter=delimiter))
+            elif file_format == "jsonl":
+                yield pa_json.read_json(handle)
+            else:
+                yield from pq.ParquetFile(handle).iter_batches(65_536)
+    except pa.ArrowInvalid as exc:  # name the file: "row 0" alone does not say where
+        raise ValueError(f"cannot read {item['file_name']} as {file_format}: {exc}") from None
+
+
+@dlt.transformer(standalone=True)
+def read_arrow(items: Any, file_format: str = "csv", delimiter: str = ",",
+               encoding: str = "utf8") -> Any:
+    """Read listed files straight into Arrow: dlt's own readers go through pandas or dicts,
+    which costs several times more in extract + normalize."""
     for item in items:
-        try:
-            with item.open() as handle:
-                if file_format == "csv":
-                    yield pa_csv.read_csv(
-                        handle, read_options=pa_csv.ReadOptions(encoding=encoding),
-                        parse_options=pa_csv.ParseOptions(delimiter=delimiter))
-                elif file_format == "jsonl":
-                    yield pa_json.read_json(handle)
-                else:
-                    yield from pq.ParquetFile(handle).iter_batches(65_536)
-        except pa.ArrowInvalid as exc:  # name the file: "row 0" alone does not say where
-            raise ValueError(f"cannot read {item['file_name']} as {file_format}: {exc}") from None
+        yield from read_file(item, file_format, delimiter, encoding)
+
+
+def file_format(config: Mapping[str, Any]) -> str:
+    glob = str(config.get("file_glob", "*"))
+    return str(config.get("format") or glob.rsplit(".", 1)[-1])
 
 
 def _files(config: dict[str, Any], project_root: Path) -> Any:
@@ -226,15 +237,20 @@ def list_files(source: CompiledSource, project_root: Path,
                environ: Mapping[str, str] | None = None) -> list[tuple[str, float]]:
     """(file URL, modification time as a UNIX timestamp) of the files a filesystem source
     would read now: what a new-files sensor compares against its cursor."""
-    files = _files(resolved_config(source, environ), project_root)
     return [(str(item["file_url"]), item["modification_date"].timestamp())
-            for page in files for item in (page if isinstance(page, list) else [page])]
+            for item in landing_files(resolved_config(source, environ), project_root)]
+
+
+def landing_files(config: dict[str, Any], project_root: Path) -> list[Any]:
+    """The files a filesystem source would read now (dlt ``FileItemDict``s, oldest first)."""
+    items = [item for page in _files(config, project_root)
+             for item in (page if isinstance(page, list) else [page])]
+    return sorted(items, key=lambda item: item["modification_date"])
 
 
 def _filesystem(config: dict[str, Any], source: CompiledSource, project_root: Path
                 ) -> DltSource:
-    glob = str(config.get("file_glob", "*"))
-    fmt = str(config.get("format") or glob.rsplit(".", 1)[-1])
+    fmt = file_format(config)
     files = _files(config, project_root)
     if source.write_mode != "replace":
         # a landing folder only grows: read the files that are new or changed since the last
