@@ -39,13 +39,14 @@ test: lint typecheck unit
 schemas: install
 	$(BIN)/python -m floe.compiler.schema_gen
 
-## Benchmarks (ratios against bare dlt / pyiceberg / hand-written Dagster, printed; ~11 min).
+## Benchmarks (ratios against bare dlt / pyiceberg / ADBC / hand-written Dagster, printed; ~20 min).
 bench: install
 	$(BIN)/python bench/compile.py
 	$(BIN)/python bench/code_location.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/cdc.py
 	$(BIN)/python bench/changes_verify.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) target .floe examples/*/target examples/*/.floe .pytest_cache .mypy_cache .ruff_cache

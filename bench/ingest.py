@@ -3,14 +3,15 @@
 Three measurements (issue #3), each printed as a ratio against baselines run in this process:
 
 1. append: N rows Postgres -> a new Iceberg table.
-   - baseline: the same query read into Arrow with psycopg2, then one pyiceberg ``table.append``;
+   - baselines: the same query read into Arrow with psycopg2 (and with ADBC, the #13 goal
+     <= 1.3x), then one pyiceberg ``table.append``;
    - dlt: dlt's own ``filesystem`` destination with ``table_format="iceberg"``.
    Targets: floe <= 1.3x the baseline, and faster than dlt.
 2. upsert: U changed rows (half updates, half new keys) merged into an N-row table.
    - baseline: the changes read into Arrow, then pyiceberg ``Table.upsert`` alone;
    - dlt: the same dlt destination with ``write_disposition=merge, strategy=upsert``.
    Targets: floe <= 1.3x the baseline, >= 10x faster than dlt, one catalog commit.
-3. memory: peak RSS of a child process that loads R rows with floe (target < 1.5 GB).
+3. memory: peak RSS of a child process that loads R rows with floe (target < 1.0 GB, #13).
 
     .venv/bin/python bench/ingest.py [--rows 1000000] [--upsert-rows 100000]
                                      [--rss-rows 10000000]
