@@ -28,7 +28,7 @@ sources:
 """
 
 
-def _drop(root: Path, name: str, ids: range, region: str) -> None:
+def _drop(root: Path, name: str, ids: range | list[int], region: str) -> None:
     folder = root / "landing"
     folder.mkdir(exist_ok=True)
     rows = [{"id": i, "region": region, "updated_at": f"2024-01-0{1 + i % 3}T10:00:00Z"}
@@ -81,3 +81,24 @@ def test_a_bad_transform_is_located(tmp_path: Path) -> None:
     text = PROJECT.format(partition="[week(updated_at)]").replace("{{", "{").replace("}}", "}")
     assert errors_of(tmp_path, text) == [
         "10:20: sources[0].partition_by[0]: 'week(updated_at)' is not a partition transform"]
+
+
+def test_a_merge_into_one_partition_rewrites_only_that_partitions_files(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    project.write(PROJECT.format(partition="[identity(region)]"))
+    _drop(tmp_path, "a.jsonl", range(30), "eu")
+    _drop(tmp_path, "b.jsonl", range(30, 60), "us")
+    assert project.run("events").success
+    table = project.catalog().load_table(("bronze", "events"))
+    before = {task.file.partition[0]: task.file.file_path for task in table.scan().plan_files()}
+    assert set(before) == {"eu", "us"}
+    _drop(tmp_path, "c.jsonl", [31, 35], "us")  # two updates, both in us
+    assert project.run("events").success
+    table = project.catalog().load_table(("bronze", "events"))
+    snapshot = table.current_snapshot()
+    assert snapshot is not None and snapshot.summary is not None
+    assert snapshot.summary["deleted-data-files"] == "1"  # us's file, nothing of eu
+    assert snapshot.summary["floe.removed-rows"] == "2"
+    after = {task.file.file_path for task in table.scan().plan_files()}
+    assert before["eu"] in after and before["us"] not in after
+    assert len(project.read("bronze.events")) == 60

@@ -18,7 +18,9 @@ from pyiceberg.types import DecimalType, LongType, StringType
 
 from floe.runtime.iceberg.commit import NO_BLIND_RETRY
 from floe.runtime.iceberg.pyiceberg_internals import (
+    _cached_table_metadata,
     arrow_to_iceberg_type,
+    cache_transaction_metadata,
     data_files,
     files_matching,
     storage_path,
@@ -68,3 +70,25 @@ def test_commit_retries_are_what_floe_turns_off(tmp_path: Path, blind_retry: boo
         with pytest.raises(CommitFailedException):
             second.append(ROWS)
         assert len(catalog.load_table(("ns", "t")).scan().to_arrow()) == 3
+
+
+def test_transaction_metadata_is_computed_once_per_update(tmp_path: Path) -> None:
+    """floe caches pyiceberg's Transaction.table_metadata (a deep copy on every access): the
+    same answer until an update is added, then the updated metadata."""
+    from pyiceberg.table import Transaction
+    from pyiceberg.table.update import update_table_metadata
+
+    cache_transaction_metadata()
+    assert Transaction.table_metadata.fget is _cached_table_metadata  # type: ignore[attr-defined]
+    table = _catalog(tmp_path).create_table(("ns", "t"), schema=ROWS.schema)
+    tx = table.transaction()
+    first = tx.table_metadata
+    assert tx.table_metadata is first
+    tx.set_properties(owner="floe")
+    updated = tx.table_metadata
+    assert updated is not first and updated.properties["owner"] == "floe"
+    fresh = update_table_metadata(table.metadata, tx._updates)  # what pyiceberg computes
+    assert updated.model_dump(exclude={"last_updated_ms"}) == fresh.model_dump(
+        exclude={"last_updated_ms"})  # (that one is "now" at each computation)
+    tx.commit_transaction()
+    assert table.metadata.properties["owner"] == "floe"

@@ -51,6 +51,7 @@ from floe.runtime.iceberg.loads import UNFENCED, CommitResult, TableLoad, total_
 from floe.runtime.iceberg.merge_load import marked, stream_merge_load, unique_keys
 from floe.runtime.iceberg.pyiceberg_internals import (
     arrow_to_iceberg_type,
+    cache_transaction_metadata,
     data_files,
     files_matching,
 )
@@ -61,6 +62,7 @@ from floe.runtime.ingestion.column_identity import renames
 from floe.runtime.ingestion.errors import ConcurrentLoadError
 
 _ROW_INDEX = "__floe_row_index"
+cache_transaction_metadata()
 def commit_table_load(catalog: Catalog, load: TableLoad, attempts: int = 5) -> CommitResult:
     """Commit ``load`` in one transaction, retrying when another source's commit raced it."""
     incoming = _incoming_schema(load.files)
