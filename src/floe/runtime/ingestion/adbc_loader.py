@@ -10,7 +10,9 @@ written, so a table keeps its Bronze schema whichever backend loads it:
   value that does not fit it exactly is an error naming the column, never a rounded number;
 - ``json``/``jsonb`` and arrays become compact JSON text, ``uuid`` its usual text;
 - smaller integers and floats widen to 64 bits; times, timestamps (with and without time zone),
-  dates, booleans, text and ``bytea`` keep ADBC's types.
+  dates, booleans, text and ``bytea`` keep ADBC's types;
+- the types ADBC would hand over in a form Bronze cannot use (interval, money, inet, ranges,
+  time with time zone...) are selected as ``::text`` (inet with its netmask: 10.0.0.1/32).
 """
 
 from __future__ import annotations
@@ -84,13 +86,45 @@ def bronze_batch(batch: pa.RecordBatch, table: sqlalchemy.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, names=batch.schema.names)
 
 
+_BINARY_SAFE = (sqlalchemy.Integer, sqlalchemy.Numeric, sqlalchemy.Float, sqlalchemy.Boolean,
+                sqlalchemy.String,
+                sqlalchemy.Date, sqlalchemy.DateTime, sqlalchemy.LargeBinary, sqlalchemy.Uuid,
+                sqlalchemy.JSON)
+
+
+def _binary_safe(kind: Any) -> bool:
+    """ADBC hands this type over as a value Bronze can hold.  Others (interval, money, inet,
+    ranges, time with time zone, tsvector...) arrive as month-day-nano intervals, integer
+    cents or PostgreSQL's binary wire format, so they are read as their text instead: what the
+    psycopg2 path gives for them."""
+    if isinstance(kind, sqlalchemy.ARRAY):
+        return _binary_safe(kind.item_type)
+    if isinstance(kind, sqlalchemy.Time):
+        return not kind.timezone
+    if type(kind).__name__ == "MONEY":
+        return False
+    return isinstance(kind, _BINARY_SAFE)
+
+
+def as_text_where_needed(query: Any) -> Any:
+    """dlt's SELECT with every column ADBC cannot hand over faithfully cast to text."""
+    if not isinstance(query, sqlalchemy.Select):
+        return query
+    columns = list(query.selected_columns)
+    if all(_binary_safe(c.type) for c in columns):
+        return query
+    return query.with_only_columns(
+        *(c if _binary_safe(c.type) else sqlalchemy.cast(c, sqlalchemy.Text).label(c.name)
+          for c in columns), maintain_column_froms=True)
+
+
 class AdbcTableLoader(BaseTableLoader):
     """dlt's query, run over ADBC; yields one Arrow table per batch the driver hands over."""
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
         import adbc_driver_postgresql.dbapi as adbc
 
-        query = self.compile_query(self.make_query())
+        query = self.compile_query(as_text_where_needed(self.make_query()))
         with adbc.connect(self.get_connection_url()) as connection, \
                 connection.cursor() as cursor:
             cursor.execute(query)
