@@ -194,6 +194,11 @@ def test_adbc_reads_the_types_arrow_has_no_place_for_as_their_text(
     row = project.read("adbc.typed")[0]
     assert (row["iv"], row["ip"], row["rg"], row["tz"]) == (
         "1 mon 2 days 01:00:00.5", "10.0.0.1/32", "[1,5)", "12:00:00+02")  # ::text
+    from floe.runtime.verify import verify_source  # and verify reads them the same way
+
+    [report] = verify_source(project.compile(environ).source("by_adbc"), project.catalog(),
+                             tmp_path, environ=environ)
+    assert (report.status, report.source_rows) == ("match", 1), report
 
 
 def test_a_numeric_that_decimal_38_9_cannot_hold_is_named(tmp_path: Path,

@@ -37,6 +37,7 @@ from floe.logs import mask
 from floe.runtime.canonical import canonical, column_hashes, row_hashes
 from floe.runtime.iceberg.merge_load import last_per_key
 from floe.runtime.iceberg.state import newest_load
+from floe.runtime.ingestion.adbc_loader import as_text_where_needed
 from floe.runtime.ingestion.sources import (
     file_format,
     landing_files,
@@ -157,7 +158,8 @@ def _source_batches(engine: sqlalchemy.Engine, reflected: sqlalchemy.Table, colu
 
         url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         with adbc.connect(url) as connection, connection.cursor() as cursor:
-            cursor.execute(str(query.compile(dialect=engine.dialect)))
+            # the same text casts the load used for types Arrow has no place for
+            cursor.execute(str(as_text_where_needed(query).compile(dialect=engine.dialect)))
             yield from cursor.fetch_record_batch()
         return
     marked_at = wanted.index(marker) if marker else None
