@@ -66,3 +66,27 @@ def test_matching_files_are_registered_and_stay_readable(tmp_path: Path) -> None
     assert pq.read_schema(rewritten.removeprefix("file://")).field("id").metadata == {
         b"PARQUET:field_id": b"1"}
     assert [(r["id"], r["label"]) for r in _rows(table)][-1] == (5, "7")
+
+
+def test_registered_and_removed_rows_files_follow_the_tables_data_path(tmp_path: Path) -> None:
+    """A table whose data lives elsewhere (write.data.path, or object-storage layout) gets the
+    copied files and a merge's removed rows there, like pyiceberg's own data files."""
+    catalog = SqlCatalog("t", uri=f"sqlite:///{tmp_path}/c.db",
+                         warehouse=(tmp_path / "w").as_uri())
+    catalog.create_namespace("bronze")
+    table = _append(catalog, tmp_path, "one", pa.table({"id": pa.array([1], pa.int64())}))
+    elsewhere = (tmp_path / "elsewhere").as_uri()
+    with table.transaction() as tx:
+        tx.set_properties({"write.data.path": elsewhere})
+    table = _append(catalog, tmp_path, "two", pa.table({"id": pa.array([2], pa.int64())}))
+    [registered] = _added_paths(table)
+    assert registered.startswith(elsewhere)
+    path = tmp_path / "merge.parquet"
+    pq.write_table(pa.table({"id": pa.array([1], pa.int64())}), path)
+    commit_table_load(catalog, TableLoad(
+        identifier=("bronze", "t"), files=[str(path)], write_mode="merge",
+        merge_strategy="upsert", primary_key=("id",), schema_contract="evolve", state=None,
+        load_id="merge"))
+    snapshot = catalog.load_table(("bronze", "t")).current_snapshot()
+    assert snapshot is not None and snapshot.summary is not None
+    assert snapshot.summary["floe.removed-rows-file"].startswith(elsewhere)

@@ -171,7 +171,7 @@ def _overwrite(tx: Transaction, io: FileIO, data: pa.Table | pa.RecordBatchReade
             removed_files = [task.file for task in files_matching(tx, AlwaysTrue())]
     else:
         schema = metadata.schema()
-        with RemovedRows(io, metadata.location, schema) as removed:
+        with RemovedRows(io, metadata) as removed:
             counter = itertools.count(0)
             key_set = KeySet(match)
             tasks = files_matching(tx, key_range(match)) if metadata.current_snapshot() else []

@@ -23,7 +23,8 @@ import pyarrow.parquet as pq
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
-from pyiceberg.schema import Schema
+from pyiceberg.table.locations import load_location_provider
+from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.typedef import Record
 
@@ -36,9 +37,11 @@ COMPACTION_PROPERTY = "floe.compaction"
 class RemovedRows:
     """Streams the rows a merge removes into one Parquet file (bounded memory)."""
 
-    def __init__(self, io: FileIO, location: str, schema: Schema) -> None:
+    def __init__(self, io: FileIO, metadata: TableMetadata) -> None:
         self.rewrite_id = uuid.uuid4()
-        self.path = f"{location.rstrip('/')}/data/floe-removed-{self.rewrite_id}.parquet"
+        where = load_location_provider(metadata.location, metadata.properties)
+        self.path = where.new_data_location(f"floe-removed-{self.rewrite_id}.parquet")
+        schema = metadata.schema()
         self._io = io
         self._schema = schema_to_pyarrow(schema)  # with field ids
         self._stream = io.new_output(self.path).create(overwrite=True)
