@@ -2,7 +2,7 @@
 
 A merge needs three things from the load: which keys it replaces (to take their old versions
 out of the table), which keys it deletes, and the rows to write.  The first pass reads the key
-columns alone (and ``delete_column``), with each row's position, and decides there which rows
+columns alone (and ``delete_column``), in the order the rows come, and decides there which rows
 survive: the last one sent per key for ``upsert``, every row for ``delete-insert``, none that a
 delete marker removes.  The second pass streams the rows file by file, batch by batch, keeping
 the survivors by position.  A 10M-row load of five columns holds ~200 MB of keys instead of
@@ -22,8 +22,6 @@ from pyiceberg.table.upsert_util import has_duplicate_rows
 
 from floe.runtime.iceberg.evolution import SchemaPlan
 
-_FILE = "__floe_file"
-_ROW = "__floe_row"
 _BATCH = 256_000
 
 
@@ -42,16 +40,13 @@ def marked(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
 
 
 def _keys(files: Sequence[str], incoming: pa.Schema, plan: SchemaPlan, keys: list[str],
-          marker: str | None) -> pa.Table:
+          marker: str | None) -> tuple[pa.Table, list[int]]:
+    """The load's key columns (and marker), in the order the rows come, and each file's
+    row count."""
     wanted = [*keys, *([marker] if marker else [])]
-    parts = []
-    for number, path in enumerate(files):
-        part = ds.dataset([path], schema=incoming, format="parquet").to_table(
-            columns={c: plan.projection[c] for c in wanted})
-        parts.append(part.append_column(_FILE, pa.array(np.full(part.num_rows, number,
-                                                                np.int32)))
-                     .append_column(_ROW, pa.array(np.arange(part.num_rows, dtype=np.int64))))
-    return pa.concat_tables(parts)
+    parts = [ds.dataset([path], schema=incoming, format="parquet").to_table(
+        columns={c: plan.projection[c] for c in wanted}) for path in files]
+    return pa.concat_tables(parts), [part.num_rows for part in parts]
 
 
 def unique_keys(table: pa.Table, keys: list[str]) -> bool:
@@ -102,7 +97,7 @@ def _rows(files: Sequence[str], incoming: pa.Schema, plan: SchemaPlan, keep: np.
 def stream_merge_load(files: Sequence[str], incoming: pa.Schema, plan: SchemaPlan,
                       keys: list[str], last_wins: bool, marker: str | None) -> MergeLoad:
     marker = marker if marker and marker in incoming.names else None
-    found = _keys(files, incoming, plan, keys, marker)
+    found, counts = _keys(files, incoming, plan, keys, marker)
     keep = last_per_key(found, keys).to_numpy(zero_copy_only=False) if last_wins \
         else np.ones(found.num_rows, dtype=bool)
     deleted = found.select(keys).slice(0, 0)
@@ -110,10 +105,6 @@ def stream_merge_load(files: Sequence[str], incoming: pa.Schema, plan: SchemaPla
         flagged = marked(found[marker]).to_numpy(zero_copy_only=False) & keep
         deleted = found.select(keys).filter(pa.array(flagged))
         keep &= ~flagged
-    counts = [0] * len(files)
-    for number, size in zip(*np.unique(found[_FILE].to_numpy(), return_counts=True),
-                            strict=True):
-        counts[int(number)] = int(size)
     starts = [int(s) for s in np.concatenate([[0], np.cumsum(counts)])]
     schema = ds.dataset(list(files), schema=incoming, format="parquet").scanner(
         columns=plan.projection).projected_schema
