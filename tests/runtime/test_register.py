@@ -90,3 +90,36 @@ def test_registered_and_removed_rows_files_follow_the_tables_data_path(tmp_path:
     snapshot = catalog.load_table(("bronze", "t")).current_snapshot()
     assert snapshot is not None and snapshot.summary is not None
     assert snapshot.summary["floe.removed-rows-file"].startswith(elsewhere)
+
+
+def test_a_big_load_is_registered_as_several_files(tmp_path: Path,
+                                                   monkeypatch: Any) -> None:
+    """dlt rotates its Parquet files (floe sets DATA_WRITER__FILE_MAX_BYTES; here a small one),
+    so a big load becomes several data files, every row once."""
+    import os
+
+    from floe.runtime.ingestion import runner  # noqa: F401  (sets the default)
+    from tests.runtime.harness import Project
+
+    assert int(os.environ["DATA_WRITER__FILE_MAX_BYTES"]) == 48 * 1024 * 1024
+    monkeypatch.setenv("DATA_WRITER__FILE_MAX_BYTES", str(64 * 1024))
+    (tmp_path / "landing").mkdir()
+    pq.write_table(pa.table({"id": pa.array(range(200_000), pa.int64()),
+                             "note": [f"row number {i}" for i in range(200_000)]}),
+                   tmp_path / "landing" / "big.parquet")  # read in batches of 65,536 rows
+    project = Project(tmp_path)
+    project.write("""\
+        apiVersion: floe.dev/v1
+        kind: DataProduct
+        metadata: {name: shop, version: 1.0.0}
+        sources:
+          - name: big
+            source_type: filesystem
+            destination_table: bronze.big
+            source_config: {bucket_url: landing, file_glob: "*.parquet", format: parquet}
+        """)
+    assert project.run("big").success
+    table = project.catalog().load_table(("bronze", "big"))
+    assert len(_added_paths(table)) > 1
+    ids = table.scan().to_arrow()["id"].to_pylist()
+    assert sorted(ids) == list(range(200_000))

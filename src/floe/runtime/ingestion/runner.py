@@ -55,6 +55,11 @@ from floe.runtime.ingestion.sources import build_source, missing_driver, resolve
 # dlt sets its logger level from its own config on every pipeline; keep its chatter out of the
 # CLI unless the user asked for more (FLOE_LOG_LEVEL / --log-level still applies to floe's logs).
 os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
+# dlt writes one Parquet file per table per load unless told to rotate, and floe registers those
+# files as the table's data files (iceberg/register.py); a merge rewrites whole files, so one
+# 10M-row load would become one file that every later merge touching it rewrites whole.  Files
+# of ~48 MB (what pyiceberg writes for floe's 128 MB Arrow target) keep merges and scans fine.
+os.environ.setdefault("DATA_WRITER__FILE_MAX_BYTES", str(48 * 1024 * 1024))
 log = get_logger("floe.ingestion")
 tracer = trace.get_tracer("floe.ingestion")
 
