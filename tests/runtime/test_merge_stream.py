@@ -1,6 +1,6 @@
-"""A merge streams its load: across several files the last row sent per key wins (upsert), or
-every row stays (delete-insert); delete markers remove keys; integer, text and two-column keys
-are matched alike."""
+"""A merge streams its load (or, for a sorted table, reads it whole): across several files the
+last row sent per key wins (upsert), or every row stays (delete-insert); delete markers remove
+keys; integer, text and two-column keys are matched alike."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from pyiceberg.catalog.sql import SqlCatalog
 from floe.runtime.iceberg.commit import TableLoad, commit_table_load
 
 
+@pytest.mark.parametrize("sort_by", [(), ("id",)], ids=["streamed", "sorted whole"])
 @pytest.mark.parametrize("key", ["int", "text", "pair"])
 @pytest.mark.parametrize("strategy", ["upsert", "delete-insert"])
-def test_a_merge_of_several_files(tmp_path: Path, key: str, strategy: str) -> None:
+def test_a_merge_of_several_files(tmp_path: Path, key: str, strategy: str,
+                                  sort_by: tuple[str, ...]) -> None:
     catalog = SqlCatalog("t", uri=f"sqlite:///{tmp_path}/c.db",
                          warehouse=(tmp_path / "w").as_uri())
     catalog.create_namespace("bronze")
@@ -40,7 +42,8 @@ def test_a_merge_of_several_files(tmp_path: Path, key: str, strategy: str) -> No
         commit_table_load(catalog, TableLoad(
             identifier=("bronze", "t"), files=paths, write_mode=mode,  # type: ignore[arg-type]
             merge_strategy=strategy, primary_key=primary_key,  # type: ignore[arg-type]
-            schema_contract="evolve", state=None, load_id=name, delete_column="gone"))
+            schema_contract="evolve", state=None, load_id=name, delete_column="gone",
+            sort_by=sort_by))
 
     commit("base", [{**ids([1, 3, 4]), "v": ["old1", "old3", "old4"],
                      "gone": [False] * 3}], "append")

@@ -42,13 +42,12 @@ from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import ArrowScan, schema_to_pyarrow
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table, TableProperties, Transaction
-from pyiceberg.table.upsert_util import has_duplicate_rows
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from floe.runtime.iceberg.evolution import SchemaPlan, plan_schema
 from floe.runtime.iceberg.layout import apply_layout, conform, sort_rows
 from floe.runtime.iceberg.loads import UNFENCED, CommitResult, TableLoad, total_rows
-from floe.runtime.iceberg.merge_load import marked, stream_merge_load, unique_keys
+from floe.runtime.iceberg.merge_load import stream_merge_load, unique_keys, whole_merge_load
 from floe.runtime.iceberg.pyiceberg_internals import (
     arrow_to_iceberg_type,
     cache_transaction_metadata,
@@ -63,6 +62,8 @@ from floe.runtime.ingestion.errors import ConcurrentLoadError
 
 _ROW_INDEX = "__floe_row_index"
 cache_transaction_metadata()
+
+
 def commit_table_load(catalog: Catalog, load: TableLoad, attempts: int = 5) -> CommitResult:
     """Commit ``load`` in one transaction, retrying when another source's commit raced it."""
     incoming = _incoming_schema(load.files)
@@ -135,16 +136,6 @@ def _fence(current: str | None, load: TableLoad) -> None:
             f"(load {current}, this run started from {load.expected_token or 'an empty table'});"
             " this load was abandoned and nothing was written: the next run continues from "
             "the committed state")
-
-
-def _dedupe_last(df: pa.Table, keys: list[str]) -> pa.Table:
-    """Keep the last row per key: a source may send the same row twice in one load."""
-    if not has_duplicate_rows(df, keys):
-        return df
-    indexed = df.append_column(_ROW_INDEX, pa.array(range(df.num_rows), pa.int64()))
-    last = indexed.group_by(keys, use_threads=False).aggregate([(_ROW_INDEX, "max")])
-    keep = last[f"{_ROW_INDEX}_max"]
-    return df.take(pc.take(keep, pc.array_sort_indices(keep)))
 
 
 def _overwrite(tx: Transaction, io: FileIO, data: pa.Table | pa.RecordBatchReader,
@@ -266,34 +257,23 @@ def _write(tx: Transaction, io: FileIO, load: TableLoad, incoming: pa.Schema, pl
     # Transaction.upsert also cannot compare rows once the schema evolved in the same
     # transaction.)  Keys in delete files, and rows marked in delete_column, are removed.
     keys = list(load.primary_key)
-    if not laid_out:  # streamed: only the load's keys are held in memory
-        merge = stream_merge_load(load.files, incoming, plan, keys,
-                                  load.merge_strategy != "delete-insert", load.delete_column)
-        gone = pa.concat_tables([_delete_keys(load.delete_files, merge.replaced.schema),
-                                 merge.deleted])
-        if load.truncate:
-            _overwrite(tx, io, merge.rows, props)
-        elif merge.replaced.num_rows or gone.num_rows:
-            match = pa.concat_tables([merge.replaced, gone])
-            _overwrite(tx, io, merge.rows, props,
-                       match=match if unique_keys(match, keys) else _unique(match))
-        return
-    # partitioned or sorted: the rows are sorted whole, so they are read whole
-    df = plan.read_all(load.files, incoming)
-    if load.merge_strategy != "delete-insert":
-        df = _dedupe_last(df, keys)
-    removed = [_delete_keys(load.delete_files, df.select(keys).schema)]
-    if load.delete_column and load.delete_column in df.column_names:
-        flagged = marked(df[load.delete_column])
-        removed.append(df.filter(flagged).select(keys))
-        df = df.filter(pc.invert(flagged))
-    gone = pa.concat_tables(removed)
-    df = sort_rows(conform(df, tx), load.sort_by)
+    last_wins = load.merge_strategy != "delete-insert"
+    if laid_out:  # partitioned or sorted: the rows are sorted whole, so they are read whole
+        merge = whole_merge_load(plan.read_all(load.files, incoming), keys, last_wins,
+                                 load.delete_column)
+        rows: pa.Table | pa.RecordBatchReader = sort_rows(conform(merge.rows, tx), load.sort_by)
+    else:  # streamed: only the load's keys are held in memory
+        merge = stream_merge_load(load.files, incoming, plan, keys, last_wins,
+                                  load.delete_column)
+        rows = merge.rows
+    gone = pa.concat_tables([_delete_keys(load.delete_files, merge.replaced.schema),
+                             merge.deleted])
     if load.truncate:
-        _overwrite(tx, io, df, props)
-    elif df.num_rows or gone.num_rows:
-        match = pa.concat_tables([df.select(keys), gone])
-        _overwrite(tx, io, df, props, match=_unique(match))
+        _overwrite(tx, io, rows, props)
+    elif merge.replaced.num_rows or gone.num_rows:
+        match = pa.concat_tables([merge.replaced, gone])
+        _overwrite(tx, io, rows, props,
+                   match=match if unique_keys(match, keys) else _unique(match))
 
 
 def _unique(keys: pa.Table) -> pa.Table:

@@ -27,7 +27,7 @@ _BATCH = 256_000
 
 @dataclass
 class MergeLoad:
-    rows: pa.RecordBatchReader  # the rows to write
+    rows: pa.RecordBatchReader | pa.Table  # the rows to write
     replaced: pa.Table  # keys of those rows
     deleted: pa.Table  # keys marked deleted in the load
 
@@ -94,10 +94,10 @@ def _rows(files: Sequence[str], incoming: pa.Schema, plan: SchemaPlan, keep: np.
                 yield batch.filter(pa.array(mask))
 
 
-def stream_merge_load(files: Sequence[str], incoming: pa.Schema, plan: SchemaPlan,
-                      keys: list[str], last_wins: bool, marker: str | None) -> MergeLoad:
-    marker = marker if marker and marker in incoming.names else None
-    found, counts = _keys(files, incoming, plan, keys, marker)
+def _survivors(found: pa.Table, keys: list[str], last_wins: bool, marker: str | None
+               ) -> tuple[np.ndarray, pa.Table]:
+    """Which rows the merge writes (the last per key for upsert, all for delete-insert, none a
+    delete marker flags), and the keys the markers delete."""
     keep = last_per_key(found, keys).to_numpy(zero_copy_only=False) if last_wins \
         else np.ones(found.num_rows, dtype=bool)
     deleted = found.select(keys).slice(0, 0)
@@ -105,6 +105,23 @@ def stream_merge_load(files: Sequence[str], incoming: pa.Schema, plan: SchemaPla
         flagged = marked(found[marker]).to_numpy(zero_copy_only=False) & keep
         deleted = found.select(keys).filter(pa.array(flagged))
         keep &= ~flagged
+    return keep, deleted
+
+
+def whole_merge_load(rows: pa.Table, keys: list[str], last_wins: bool, marker: str | None
+                     ) -> MergeLoad:
+    """The same decisions on a load read whole (a partitioned or sorted table sorts it)."""
+    marker = marker if marker and marker in rows.column_names else None
+    keep, deleted = _survivors(rows, keys, last_wins, marker)
+    kept = rows.filter(pa.array(keep))
+    return MergeLoad(kept, kept.select(keys), deleted)
+
+
+def stream_merge_load(files: Sequence[str], incoming: pa.Schema, plan: SchemaPlan,
+                      keys: list[str], last_wins: bool, marker: str | None) -> MergeLoad:
+    marker = marker if marker and marker in incoming.names else None
+    found, counts = _keys(files, incoming, plan, keys, marker)
+    keep, deleted = _survivors(found, keys, last_wins, marker)
     starts = [int(s) for s in np.concatenate([[0], np.cumsum(counts)])]
     schema = ds.dataset(list(files), schema=incoming, format="parquet").scanner(
         columns=plan.projection).projected_schema
