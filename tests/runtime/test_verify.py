@@ -301,3 +301,21 @@ def test_changes_and_verify_of_cdc_on_a_rest_catalog(
     finally:
         postgres.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
                          " WHERE slot_name = 'floe_verify_rest'")
+
+
+def test_verify_reads_delete_markers_as_the_load_does(tmp_path: Path) -> None:
+    """A non-null marker deletes, zero included (a deletion time of 0 is still a time): the
+    load removes such a row, and verify leaves it out of the source as well."""
+    project = Project(tmp_path)
+    project.write(LANDING.replace("delete_column: cancelled", "delete_column: deleted_at")
+                  .replace('file_glob: "*.csv", format: csv', 'file_glob: "*.jsonl", format: '
+                           'jsonl'))
+    project.compile()
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "landing" / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"order_id": 1, "deleted_at": None}, {"order_id": 2, "deleted_at": 0},
+        {"order_id": 3, "deleted_at": 1700000000}]))
+    assert project.run("orders").success
+    assert [r["order_id"] for r in project.read("bronze.orders", sort_by="order_id")] == [1]
+    code, found = _verify(project, {}, "--select", "orders")
+    assert (code, found[0]["source_rows"], found[0]["bronze_rows"]) == (0, 1, 1), found

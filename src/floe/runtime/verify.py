@@ -35,7 +35,7 @@ from rich.table import Table as RichTable
 from floe.artifacts import CompiledSource
 from floe.logs import mask
 from floe.runtime.canonical import canonical, column_hashes, row_hashes
-from floe.runtime.iceberg.merge_load import last_per_key
+from floe.runtime.iceberg.merge_load import last_per_key, marked
 from floe.runtime.iceberg.state import newest_load
 from floe.runtime.ingestion.adbc_loader import as_text_where_needed
 from floe.runtime.ingestion.sources import (
@@ -76,7 +76,7 @@ def _digest(batches: Iterable[pa.RecordBatch], columns: list[str], key: list[str
     side = Side()
     for batch in batches:
         if marker is not None:
-            batch = batch.filter(pc.invert(_marked(batch.column(marker))))
+            batch = batch.filter(pc.invert(marked(batch.column(marker))))
         if not batch.num_rows:
             continue
         hashes = [column_hashes(batch.column(c)) for c in columns]
@@ -92,17 +92,9 @@ def _digest(batches: Iterable[pa.RecordBatch], columns: list[str], key: list[str
     return side
 
 
-def _marked(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """A delete marker is set: true, or any non-null value (a deletion time)."""
-    if pa.types.is_boolean(column.type):
-        return pc.fill_null(column, False)
-    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        return pc.fill_null(pc.not_equal(column, 0), False)
-    return pc.is_valid(column)
-
-
 def _marked_value(value: Any) -> bool:
-    return value not in (None, False, 0)
+    """``marked`` for one Python value: the load's own rule, so both sides agree."""
+    return value is not None and value is not False
 
 
 @dataclass
