@@ -319,3 +319,22 @@ def test_verify_reads_delete_markers_as_the_load_does(tmp_path: Path) -> None:
     assert [r["order_id"] for r in project.read("bronze.orders", sort_by="order_id")] == [1]
     code, found = _verify(project, {}, "--select", "orders")
     assert (code, found[0]["source_rows"], found[0]["bronze_rows"]) == (0, 1, 1), found
+
+
+def test_verify_leaves_marked_rows_out_of_a_postgresql_source(tmp_path: Path,
+                                                              postgres: Postgres) -> None:
+    """ADBC's batches get the same delete-marker filter as the SQLAlchemy path."""
+    postgres.execute("""
+        DROP TABLE IF EXISTS members;
+        CREATE TABLE members (id int PRIMARY KEY, name text, closed boolean);
+        INSERT INTO members VALUES (1, 'a', false), (2, 'b', true), (3, 'c', NULL);
+    """)
+    environ = {"CRM_DB_URL": postgres.url}
+    project = Project(tmp_path)
+    project.write(PROJECT.replace("tables: [accounts]", "tables: [members]", 1)
+                  .replace("cursor_field: updated_at", "delete_column: closed", 1))
+    project.compile(environ)
+    assert project.run("crm", environ=environ).success
+    assert [r["id"] for r in project.read("bronze.members")] == [1, 3]
+    code, found = _verify(project, environ, "--select", "crm")
+    assert (code, found[0]["source_rows"], found[0]["bronze_rows"]) == (0, 2, 2), found

@@ -140,9 +140,9 @@ def _bronze_batches(table: Table, columns: list[str], live: str | None
 
 def _source_batches(engine: sqlalchemy.Engine, reflected: sqlalchemy.Table, columns: list[str],
                     marker: str | None) -> Iterator[pa.RecordBatch]:
-    """The source's rows: PostgreSQL as Arrow batches over ADBC's binary COPY; any other
-    database through SQLAlchemy, each value turned into its canonical text here (rows its
-    delete_column marks left out first)."""
+    """The source's rows, those its delete_column marks left out: PostgreSQL as Arrow batches
+    over ADBC's binary COPY; any other database through SQLAlchemy, each value turned into its
+    canonical text here."""
     wanted = list(dict.fromkeys([*columns, *([marker] if marker else [])]))
     query = sqlalchemy.select(*(reflected.c[c] for c in wanted))
     if engine.dialect.name == "postgresql":
@@ -152,7 +152,9 @@ def _source_batches(engine: sqlalchemy.Engine, reflected: sqlalchemy.Table, colu
         with adbc.connect(url) as connection, connection.cursor() as cursor:
             # the same text casts the load used for types Arrow has no place for
             cursor.execute(str(as_text_where_needed(query).compile(dialect=engine.dialect)))
-            yield from cursor.fetch_record_batch()
+            for batch in cursor.fetch_record_batch():
+                yield batch if marker is None else batch.filter(
+                    pc.invert(marked(batch.column(marker))))
         return
     marked_at = wanted.index(marker) if marker else None
     with engine.connect() as connection:
