@@ -65,11 +65,15 @@ class StorageConfig(_Frozen):
     path_style: bool = False
 
 
+class ScheduleConfig(_Frozen):
+    cron: str
+    timezone: str = "UTC"
+
+
 class MaintenanceConfig(_Frozen):
     """platform.yaml ``maintenance:``: ``floe maintain`` of every table on a schedule."""
 
-    cron: str
-    timezone: str = "UTC"
+    schedule: ScheduleConfig
     older_than_seconds: int = Field(default=7 * 86400, ge=0)
     retain_last: int = Field(default=10, ge=1)
 
@@ -85,11 +89,6 @@ class RetryConfig(_Frozen):
     max_retries: int = Field(default=3, ge=0)
     initial_delay_seconds: float = Field(default=1.0, gt=0)
     max_delay_seconds: float = Field(default=60.0, gt=0)
-
-
-class ScheduleConfig(_Frozen):
-    cron: str
-    timezone: str = "UTC"
 
 
 class RowCountCheck(_Frozen):

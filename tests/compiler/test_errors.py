@@ -306,7 +306,8 @@ def test_platform_maintenance_block(tmp_path: Path) -> None:
     text = VALID.replace("sources:", "platform: platform.yaml\nsources:")
     maintenance = compile_text(tmp_path, text).environment.maintenance
     assert maintenance is not None
-    assert (maintenance.cron, maintenance.timezone, maintenance.older_than_seconds,
+    assert (maintenance.schedule.cron, maintenance.schedule.timezone,
+            maintenance.older_than_seconds,
             maintenance.retain_last) == ("0 3 * * *", "UTC", 172800, 10)
     write(tmp_path, """\
         apiVersion: floe.dev/v1

@@ -186,8 +186,8 @@ def build_artifacts(
             storage=StorageConfig(**environment.storage.model_dump())
             if environment.storage else None,
             maintenance=MaintenanceConfig(
-                cron=environment.maintenance.schedule,
-                timezone=environment.maintenance.timezone,
+                schedule=ScheduleConfig(cron=environment.maintenance.schedule,
+                                        timezone=environment.maintenance.timezone),
                 older_than_seconds=duration_seconds(environment.maintenance.older_than),
                 retain_last=environment.maintenance.retain_last)
             if environment.maintenance else None,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from floe.artifacts import CompiledSource
+from floe.artifacts import CompiledSource, ScheduleConfig
 from floe.logs import mask
 from floe.runtime.ingestion.sources import list_files
 
@@ -35,11 +35,16 @@ def ingestion_schedule(source: CompiledSource, job: dg.UnresolvedAssetJobDefinit
                        ) -> dg.ScheduleDefinition | None:
     if source.schedule is None:
         return None
+    return scheduled(f"ingest__{source.name}__schedule", job, source.schedule, "floe.yaml")
+
+
+def scheduled(name: str, job: dg.JobDefinition | dg.UnresolvedAssetJobDefinition,
+              schedule: ScheduleConfig, origin: str) -> dg.ScheduleDefinition:
+    """A running Dagster schedule for ``job`` from a compiled cron and time zone."""
     return dg.ScheduleDefinition(
-        name=f"ingest__{source.name}__schedule", job=job,
-        cron_schedule=source.schedule.cron, execution_timezone=source.schedule.timezone,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"{source.schedule.cron} ({source.schedule.timezone}) from floe.yaml")
+        name=name, job=job, cron_schedule=schedule.cron,
+        execution_timezone=schedule.timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"{schedule.cron} ({schedule.timezone}) from {origin}")
 
 
 def new_files_sensor(source: CompiledSource, job: dg.UnresolvedAssetJobDefinition,

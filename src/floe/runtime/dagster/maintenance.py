@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from floe.artifacts import CompiledArtifacts
+from floe.runtime.dagster.automation import scheduled
 from floe.runtime.ingestion.plugin import connect_catalog
 from floe.runtime.maintain import maintain_source
 
@@ -34,7 +35,8 @@ def maintenance_job(artifacts: CompiledArtifacts, root: Path) -> dg.JobDefinitio
         return dg.Output(done, metadata={"tables": done})
 
     @dg.job(name=JOB_NAME, description="Compact, expire and clean every Bronze table "
-            f"(platform.yaml maintenance: {settings.cron} {settings.timezone})")
+            f"(platform.yaml maintenance: {settings.schedule.cron} "
+            f"{settings.schedule.timezone})")
     def job() -> None:
         maintain()
 
@@ -45,8 +47,4 @@ def maintenance_schedule(artifacts: CompiledArtifacts, job: dg.JobDefinition
                          ) -> dg.ScheduleDefinition:
     settings = artifacts.environment.maintenance
     assert settings is not None
-    return dg.ScheduleDefinition(
-        name=f"{JOB_NAME}__schedule", job=job, cron_schedule=settings.cron,
-        execution_timezone=settings.timezone,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"{settings.cron} ({settings.timezone}) from platform.yaml")
+    return scheduled(f"{JOB_NAME}__schedule", job, settings.schedule, "platform.yaml")
