@@ -42,6 +42,7 @@ INSERT INTO customers VALUES
   (1, 'Ada', 'ada@x', 10.50, '{"vip": true}', '2024-01-01T00:00:00Z'),
   (2, 'Bob', NULL, 0.00, NULL, NULL),
   (3, 'Cy', 'cy@x', 3.25, '[1, 2]', '2024-01-03T12:00:00+02:00');
+INSERT INTO customers SELECT g, 'c' || g, NULL, g, NULL, NULL FROM generate_series(100, 119) g;
 INSERT INTO orders VALUES (10, 1, 9.5, 'first'), (11, 2, 20.0, NULL);
 """
 
@@ -132,6 +133,9 @@ def test_every_run_leaves_bronze_equal_to_the_source(
     rows = table.scan().to_arrow().to_pylist()
     assert all(r["_floe_lsn"] > 0 and r["_floe_committed_at"] is not None for r in rows)
     assert {f.name for f in table.schema().fields} >= {"_floe_lsn", "_floe_committed_at"}
+    # CDC tables are merge-on-read: changes to a few of the copy's rows were position deletes
+    assert table.metadata.properties["write.merge.mode"] == "merge-on-read"
+    assert any((s.summary or {}).get("added-position-delete-files") for s in table.snapshots())
 
 
 def project_source(project: Project) -> str:

@@ -3,8 +3,9 @@
 A source on a 5-minute schedule makes 288 snapshots and 288+ small files a day.  Maintenance
 does three things per table, in this order:
 
-1. compaction: data files below ``small_bytes`` are rewritten into as few files as the target
-   size allows, in one overwrite snapshot (rows unchanged, so ``floe changes`` reports nothing);
+1. compaction: data files below ``small_bytes``, and files with position deletes, are rewritten
+   into as few files as the target size allows, in one overwrite snapshot that also drops
+   their delete files (rows unchanged, so ``floe changes`` reports nothing);
 2. expiry: snapshots older than ``older_than`` go, except the newest ``retain_last``, the
    current one, the newest floe load (it holds every source's cursor) and, for each
    ``floe changes`` consumer, every snapshot from where it stopped up to now;
@@ -36,7 +37,9 @@ from rich.table import Table as RichTable
 
 from floe.artifacts import CompiledSource
 from floe.runtime.changes import CONSUMER_PREFIX
+from floe.runtime.iceberg.position_deletes import scoped_to
 from floe.runtime.iceberg.pyiceberg_internals import (
+    RowLevelOverwrite,
     data_files,
     files_matching,
     storage_path,
@@ -84,19 +87,22 @@ def _protected(table: Table, retain_last: int) -> set[int]:
 
 
 def compact(table: Table, small_bytes: int = SMALL_FILE_BYTES) -> int:
-    """Rewrite the small data files as one set of files; returns how many were replaced."""
+    """Rewrite the small data files, and every file a merge gave position deletes, as one set
+    of files without their deletes; returns how many data files were replaced."""
     with table.transaction() as tx:
         tasks = [t for t in files_matching(tx, AlwaysTrue())
-                 if t.file.file_size_in_bytes < small_bytes]
-        if len(tasks) < MIN_FILES_TO_COMPACT:
+                 if t.file.file_size_in_bytes < small_bytes or t.delete_files]
+        if len(tasks) < MIN_FILES_TO_COMPACT and not any(t.delete_files for t in tasks):
             return 0
         metadata = tx.table_metadata
         rows = ArrowScan(metadata, table.io, metadata.schema(), AlwaysTrue()).to_table(
             tasks=tasks)
-        with tx.update_snapshot(snapshot_properties={COMPACTION_PROPERTY: "true"}
-                                ).overwrite() as snapshot:
+        with RowLevelOverwrite(tx, table.io, {COMPACTION_PROPERTY: "true"}) as snapshot:
             for task in tasks:
                 snapshot.delete_data_file(task.file)
+                for delete_file in task.delete_files:
+                    if scoped_to(delete_file, task.file.file_path):
+                        snapshot.remove_delete_file(delete_file)
             for data_file in data_files(metadata, table.io, rows, snapshot.commit_uuid,
                                         itertools.count(0)):
                 snapshot.append_data_file(data_file)

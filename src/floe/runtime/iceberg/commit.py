@@ -40,15 +40,22 @@ from pyiceberg.expressions import (
 )
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import ArrowScan, schema_to_pyarrow
-from pyiceberg.manifest import DataFile
-from pyiceberg.table import Table, TableProperties, Transaction
+from pyiceberg.table import FileScanTask, Table, TableProperties, Transaction
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from floe.runtime.iceberg.evolution import SchemaPlan, plan_schema
 from floe.runtime.iceberg.layout import apply_layout, conform, sort_rows
 from floe.runtime.iceberg.loads import UNFENCED, CommitResult, TableLoad, total_rows
 from floe.runtime.iceberg.merge_load import stream_merge_load, unique_keys, whole_merge_load
+from floe.runtime.iceberg.position_deletes import (
+    MERGE_ON_READ,
+    dead_positions,
+    merge_on_read,
+    scoped_to,
+    write_position_deletes,
+)
 from floe.runtime.iceberg.pyiceberg_internals import (
+    RowLevelOverwrite,
     arrow_to_iceberg_type,
     cache_transaction_metadata,
     data_files,
@@ -109,8 +116,10 @@ def _load_or_create(catalog: Catalog, load: TableLoad, incoming: pa.Schema
         table = catalog.load_table(load.identifier)
     except NoSuchTableError:
         try:
+            properties = {**NO_BLIND_RETRY, **TARGET_FILE_SIZE,
+                          **(MERGE_ON_READ if load.merge_on_read else {})}
             return catalog.create_table(load.identifier, schema=incoming,
-                                        properties={**NO_BLIND_RETRY, **TARGET_FILE_SIZE}), True
+                                        properties=properties), True
         except Exception:  # another run created it a moment ago (or the create failed)
             if not catalog.table_exists(load.identifier):
                 raise
@@ -145,45 +154,69 @@ def _overwrite(tx: Transaction, io: FileIO, data: pa.Table | pa.RecordBatchReade
 
     pyiceberg's ``delete`` + ``append`` (and ``Table.upsert``) leave two snapshots per load,
     so time travel and the snapshot log show a table with the old rows gone and the new ones
-    not yet there.  This is the same copy-on-write work: files with matching rows are dropped
-    or rewritten without them, then the new files are added, in one snapshot producer.
+    not yet there.  Here files with matching rows are handled, then the new files are added, in
+    one snapshot producer.
 
     The cost follows the change: data files are pruned by the key's min/max (a range, not an
     ``In`` of every key, which pyiceberg binds literal by literal: 7.7 s for 200k keys), then
     the candidates are matched by key in Arrow, and only files holding a matched key are
-    rewritten.
+    touched: rewritten without those rows (copy-on-write), or, on a merge-on-read table, given
+    a position-delete file (see ``position_deletes``).
     """
     metadata = tx.table_metadata
-    removed_files: list[DataFile] = []
-    added_files: list[DataFile] = []
     properties = dict(props)
-    if match is None:
-        if metadata.current_snapshot() is not None:
-            removed_files = [task.file for task in files_matching(tx, AlwaysTrue())]
-    else:
-        schema = metadata.schema()
-        with RemovedRows(io, metadata) as removed:
-            counter = itertools.count(0)
-            key_set = KeySet(match)
-            tasks = files_matching(tx, key_range(match)) if metadata.current_snapshot() else []
-            for task in tasks:
-                rows = ArrowScan(metadata, io, schema, AlwaysTrue()).to_table(tasks=[task])
-                hit = key_set.hits(rows)
-                if not pc.any(hit).as_py():
-                    continue
-                removed.add(rows.filter(hit))
-                kept = rows.filter(pc.invert(hit))
-                if len(kept):  # written back under the rewrite id: not a change
-                    added_files += data_files(metadata, io, kept, removed.rewrite_id, counter)
-                removed_files.append(task.file)
-        properties.update(removed.properties())
-    if not isinstance(data, pa.Table) or data.num_rows:  # no empty file when only deleting
-        added_files += data_files(metadata, io, data, uuid.uuid4(), itertools.count(0))
-    with tx.update_snapshot(snapshot_properties=properties).overwrite() as snapshot:
-        for data_file in removed_files:
-            snapshot.delete_data_file(data_file)
-        for data_file in added_files:
-            snapshot.append_data_file(data_file)
+    with RowLevelOverwrite(tx, io, properties) as snapshot:
+        if match is None:
+            if metadata.current_snapshot() is not None:
+                for task in files_matching(tx, AlwaysTrue()):
+                    snapshot.delete_data_file(task.file)
+                    for delete_file in task.delete_files:
+                        snapshot.remove_delete_file(delete_file)
+        else:
+            with RemovedRows(io, metadata) as removed:
+                _replace_rows(tx, io, snapshot, removed, KeySet(match), key_range(match))
+            snapshot.snapshot_properties = {**properties, **removed.properties()}
+        if not isinstance(data, pa.Table) or data.num_rows:  # no empty file when only deleting
+            for data_file in data_files(metadata, io, data, uuid.uuid4(), itertools.count(0)):
+                snapshot.append_data_file(data_file)
+
+
+def _replace_rows(tx: Transaction, io: FileIO, snapshot: RowLevelOverwrite,
+                  removed: RemovedRows, key_set: KeySet, candidates: BooleanExpression) -> None:
+    """Take the rows whose key is in ``key_set`` out of the table's files, keeping each
+    removed row in ``removed``.  A file read here is read whole and without its deletes, so a
+    row's index is its position; rows already deleted are not matched again."""
+    metadata = tx.table_metadata
+    if metadata.current_snapshot() is None:
+        return
+    schema = metadata.schema()
+    counter = itertools.count(0)
+    by_position = merge_on_read(metadata)
+    for task in files_matching(tx, candidates):
+        path = task.file.file_path
+        rows = ArrowScan(metadata, io, schema, AlwaysTrue()).to_table(
+            tasks=[FileScanTask(task.file)])
+        hit = np.array(key_set.hits(rows), dtype=bool)
+        dead = dead_positions(io, task.delete_files, path)
+        if dead.size:
+            hit[dead] = False
+        if not hit.any():
+            continue
+        removed.add(rows.filter(pa.array(hit)))
+        gone = np.union1d(dead, np.flatnonzero(hit))
+        for delete_file in task.delete_files:
+            if scoped_to(delete_file, path):
+                snapshot.remove_delete_file(delete_file)
+        if by_position and 2 * len(gone) < rows.num_rows:
+            snapshot.add_delete_file(write_position_deletes(io, metadata, task.file, gone))
+            continue
+        snapshot.delete_data_file(task.file)
+        if len(gone) < rows.num_rows:  # written back under the rewrite id: not a change
+            kept = np.ones(rows.num_rows, dtype=bool)
+            kept[gone] = False
+            for data_file in data_files(metadata, io, rows.filter(pa.array(kept)),
+                                        removed.rewrite_id, counter):
+                snapshot.append_data_file(data_file)
 
 
 def key_range(match: pa.Table) -> BooleanExpression:

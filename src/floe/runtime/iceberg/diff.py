@@ -6,9 +6,9 @@ files each of them added and removed (from the manifests that snapshot wrote, no
 read only those.  Rows of removed files are deletes, rows of added files inserts; a row that a
 copy-on-write merge rewrote unchanged is on both sides and cancels out.  A merge written by floe
 keeps the rows it removed in one file (``removed_rows``), so its change is read from that file
-and the files it added, never from the files it only rewrote.  Files are read with the
-table's current schema, so older rows get nulls for newer columns.  Cost follows the change, not
-the table.
+and the files it added, never from the files it only rewrote nor from its position deletes.
+Files are read with the table's current schema, so older rows get nulls for newer columns.
+Cost follows the change, not the table.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pyiceberg.manifest import DataFile, ManifestEntryStatus
 from pyiceberg.table import FileScanTask, Table
 from pyiceberg.table.snapshots import Snapshot
 
+from floe.runtime.iceberg.pyiceberg_internals import is_position_deletes
 from floe.runtime.iceberg.removed_rows import is_rewrite, removed_rows_file, rows_unchanged
 
 CHANGE_TYPE = "_change_type"
@@ -90,6 +91,13 @@ def _file_changes(table: Table, snapshots: list[Snapshot]) -> list[_FileChange]:
                 continue  # only removals, which the removed-rows file holds
             for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
                 if entry.snapshot_id != snapshot.snapshot_id:
+                    continue
+                if is_position_deletes(entry.data_file):
+                    if kept is None:  # the rows they delete are known from that file only
+                        raise SnapshotGoneError(
+                            f"snapshot {snapshot.snapshot_id} deleted rows by position and "
+                            "the file of the rows it removed is gone: its change cannot be "
+                            "read")
                     continue
                 path = entry.data_file.file_path
                 side = {ManifestEntryStatus.ADDED: 1,

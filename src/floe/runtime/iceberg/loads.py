@@ -39,6 +39,7 @@ class TableLoad:
     truncate: bool = False  # merge: the source emptied the table before these rows
     partition_by: Sequence[str] = ()  # floe.yaml notation: day(updated_at), bucket(16, id)
     sort_by: Sequence[str] = ()
+    merge_on_read: bool = False  # a new table takes merges as position deletes (CDC)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,9 @@ class CommitResult:
 
 
 def total_rows(snapshot: Snapshot | None) -> int | None:
-    """Rows in the table as of ``snapshot``, from its summary (no data files read)."""
+    """Rows in the table as of ``snapshot``, from its summary (no data files read): the data
+    files' rows less the rows position deletes remove (floe's never delete a row twice)."""
     summary = snapshot.summary if snapshot is not None else None
-    total = summary["total-records"] if summary is not None else None
-    return int(total) if total is not None else None
+    if summary is None or summary["total-records"] is None:
+        return None
+    return int(summary["total-records"]) - int(summary["total-position-deletes"] or 0)

@@ -9,6 +9,8 @@ exercising each one, means a pyiceberg upgrade breaks one module and one test, n
 from __future__ import annotations
 
 import itertools
+import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -21,9 +23,21 @@ from pyiceberg.io.pyarrow import (
     _dataframe_to_data_files,
     _pyarrow_to_schema_without_ids,
 )
-from pyiceberg.manifest import DataFile
+from pyiceberg.manifest import (
+    DataFile,
+    DataFileContent,
+    ManifestContent,
+    ManifestEntry,
+    ManifestEntryStatus,
+    ManifestFile,
+    ManifestWriter,
+    ManifestWriterV2,
+)
 from pyiceberg.table import FileScanTask, Transaction
 from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.table.refs import MAIN_BRANCH
+from pyiceberg.table.snapshots import Operation, Summary
+from pyiceberg.table.update.snapshot import _OverwriteFiles
 from pyiceberg.types import IcebergType
 
 
@@ -88,3 +102,102 @@ def cache_transaction_metadata() -> None:
 def files_matching(tx: Transaction, row_filter: BooleanExpression) -> Iterable[FileScanTask]:
     """The data files of the transaction's current state that may hold matching rows."""
     return tx._scan(row_filter=row_filter).plan_files()
+
+
+class _DeleteManifestWriter(ManifestWriterV2):
+    """A v2 manifest of delete files (pyiceberg 0.12 writes data manifests only)."""
+
+    def content(self) -> ManifestContent:
+        return ManifestContent.DELETES
+
+    @property
+    def _meta(self) -> dict[str, str]:
+        return {**super()._meta, "content": "deletes"}
+
+
+class RowLevelOverwrite(_OverwriteFiles):
+    """pyiceberg's overwrite snapshot, plus position-delete files added and removed in it.
+
+    pyiceberg reads position deletes but its producers only add and remove data files (an
+    overwrite would even rewrite a delete manifest as a data manifest).  This one keeps the
+    delete files apart: added ones go to their own delete manifest, removed ones are written
+    out of the delete manifests that held them, and both count in the snapshot summary
+    (``total-position-deletes``).  Use it as ``tx.update_snapshot().overwrite()`` is used.
+    """
+
+    def __init__(self, tx: Transaction, io: FileIO, snapshot_properties: dict[str, str],
+                 commit_uuid: uuid.UUID | None = None) -> None:
+        has_parent = tx.table_metadata.snapshot_by_name(MAIN_BRANCH) is not None
+        super().__init__(operation=Operation.OVERWRITE if has_parent else Operation.APPEND,
+                         transaction=tx, io=io, commit_uuid=commit_uuid,
+                         snapshot_properties=snapshot_properties, branch=MAIN_BRANCH)
+        self._added_delete_files: list[DataFile] = []
+        self._removed_delete_files: set[DataFile] = set()
+
+    def __enter__(self) -> RowLevelOverwrite:
+        return self
+
+    def add_delete_file(self, delete_file: DataFile) -> None:
+        self._added_delete_files.append(delete_file)
+
+    def remove_delete_file(self, delete_file: DataFile) -> None:
+        self._removed_delete_files.add(delete_file)
+
+    def _delete_writer(self, spec_id: int) -> ManifestWriter:
+        return _DeleteManifestWriter(self.spec(spec_id), self.schema(),
+                                     self.new_manifest_output(), self._snapshot_id,
+                                     self._compression)
+
+    def _manifests(self) -> list[ManifestFile]:
+        manifests = super()._manifests()
+        if not self._added_delete_files and not self._removed_delete_files:
+            return manifests
+        kept: list[ManifestFile] = []
+        gone: dict[int, list[ManifestEntry]] = defaultdict(list)
+        for manifest in manifests:
+            if manifest.content != ManifestContent.DELETES or not self._removed_delete_files:
+                kept.append(manifest)
+                continue
+            entries = manifest.fetch_manifest_entry(self._io, discard_deleted=True)
+            stays = [e for e in entries if e.data_file not in self._removed_delete_files]
+            if len(stays) == len(entries):
+                kept.append(manifest)
+                continue
+            for entry in entries:
+                if entry.data_file in self._removed_delete_files:
+                    gone[manifest.partition_spec_id].append(entry)
+            if stays:
+                with self._delete_writer(manifest.partition_spec_id) as writer:
+                    for entry in stays:
+                        writer.existing(entry)
+                kept.append(writer.to_manifest_file())
+        for spec_id, entries in gone.items():
+            with self._delete_writer(spec_id) as writer:
+                for entry in entries:
+                    writer.delete(entry)
+            kept.append(writer.to_manifest_file())
+        by_spec: dict[int, list[DataFile]] = defaultdict(list)
+        for delete_file in self._added_delete_files:
+            by_spec[delete_file.spec_id].append(delete_file)
+        for spec_id, files in by_spec.items():
+            with self._delete_writer(spec_id) as writer:
+                for delete_file in files:
+                    writer.add(ManifestEntry.from_args(
+                        status=ManifestEntryStatus.ADDED, snapshot_id=self._snapshot_id,
+                        sequence_number=None, file_sequence_number=None,
+                        data_file=delete_file))
+            kept.append(writer.to_manifest_file())
+        return kept
+
+    def _summary(self, snapshot_properties: dict[str, str] = {}) -> Summary:  # noqa: B006
+        data, removed = self._added_data_files, self._deleted_data_files
+        self._added_data_files = [*data, *self._added_delete_files]
+        self._deleted_data_files = removed | self._removed_delete_files
+        try:  # the summary collector counts delete files by their content
+            return super()._summary(snapshot_properties)
+        finally:
+            self._added_data_files, self._deleted_data_files = data, removed
+
+
+def is_position_deletes(data_file: DataFile) -> bool:
+    return bool(data_file.content == DataFileContent.POSITION_DELETES)

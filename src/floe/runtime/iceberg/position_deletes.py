@@ -1,0 +1,97 @@
+"""Merge-on-read: a merge marks the rows it replaces in a position-delete file instead of
+rewriting the data files that hold them.
+
+Copy-on-write makes a merge cost what the files it touches cost: 10k changed keys spread over a
+1M-row table rewrite all 1M rows.  A table whose ``write.merge.mode`` is ``merge-on-read``
+(Iceberg's own property; floe sets it on ``postgres_cdc`` tables) gets, per touched data file,
+one file-scoped delete file (Iceberg v2 position deletes: ``file_path``, ``pos``) naming every
+dead row of that file — the earlier ones too, so a data file never has more than one — and the
+new rows as a new data file.  Every Iceberg reader applies them (pyiceberg, Spark, Trino,
+DuckDB); ``floe maintain`` rewrites files with deletes away.
+
+A file with at least half of its rows dead is rewritten instead (reads stay cheap), and a file
+with none left is dropped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyiceberg.conversions import to_bytes
+from pyiceberg.io import FileIO
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+from pyiceberg.table.locations import load_location_provider
+from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.types import LongType, StringType
+
+from floe.runtime.iceberg.pyiceberg_internals import is_position_deletes
+
+MERGE_MODE = "write.merge.mode"
+# only merges: pyiceberg's own Table.delete reads write.delete.mode and cannot do it by position
+MERGE_ON_READ = {MERGE_MODE: "merge-on-read"}
+PATH_FIELD_ID = 2147483546  # reserved by the Iceberg spec for position delete files
+POS_FIELD_ID = 2147483545
+_SCHEMA = pa.schema([
+    pa.field("file_path", pa.string(), nullable=False,
+             metadata={b"PARQUET:field_id": str(PATH_FIELD_ID).encode()}),
+    pa.field("pos", pa.int64(), nullable=False,
+             metadata={b"PARQUET:field_id": str(POS_FIELD_ID).encode()}),
+])
+
+
+def merge_on_read(metadata: TableMetadata) -> bool:
+    """Does this table take position deletes (v2+, and asked for)?"""
+    return metadata.format_version >= 2 and \
+        metadata.properties.get(MERGE_MODE) == "merge-on-read"
+
+
+def scoped_to(delete_file: DataFile, data_path: str) -> bool:
+    """A delete file that names only ``data_path`` (floe's kind): it goes when that file goes.
+    Another engine's delete file may name several data files, and stays."""
+    lower, upper = delete_file.lower_bounds or {}, delete_file.upper_bounds or {}
+    bound = data_path.encode()
+    return is_position_deletes(delete_file) and lower.get(PATH_FIELD_ID) == bound and \
+        upper.get(PATH_FIELD_ID) == bound
+
+
+def dead_positions(io: FileIO, delete_files: Iterable[DataFile], data_path: str) -> np.ndarray:
+    """The sorted positions of ``data_path`` that ``delete_files`` delete."""
+    found: list[np.ndarray] = []
+    for delete_file in delete_files:
+        if not is_position_deletes(delete_file):
+            continue
+        with io.new_input(delete_file.file_path).open() as stream:
+            rows = pq.read_table(stream, columns=["file_path", "pos"])
+        if not scoped_to(delete_file, data_path):
+            rows = rows.filter(pa.compute.equal(rows["file_path"], data_path))
+        found.append(rows["pos"].to_numpy())
+    if not found:
+        return np.empty(0, np.int64)
+    return np.unique(np.concatenate(found)).astype(np.int64, copy=False)
+
+
+def write_position_deletes(io: FileIO, metadata: TableMetadata, data_file: DataFile,
+                           positions: np.ndarray) -> DataFile:
+    """One delete file of ``data_file``'s ``positions`` (sorted), in the data file's partition."""
+    where = load_location_provider(metadata.location, metadata.properties)
+    path = where.new_data_location(f"floe-deletes-{uuid.uuid4()}.parquet")
+    rows = pa.table([pa.repeat(data_file.file_path, len(positions)).cast(pa.string()),
+                     pa.array(positions, pa.int64())], schema=_SCHEMA)
+    with io.new_output(path).create(overwrite=True) as stream:
+        pq.write_table(rows, stream)
+    deletes = DataFile.from_args(
+        content=DataFileContent.POSITION_DELETES, file_path=path,
+        file_format=FileFormat.PARQUET, partition=data_file.partition,
+        record_count=len(positions), file_size_in_bytes=len(io.new_input(path)),
+        lower_bounds={PATH_FIELD_ID: to_bytes(StringType(), data_file.file_path),
+                      POS_FIELD_ID: to_bytes(LongType(), int(positions[0]))},
+        upper_bounds={PATH_FIELD_ID: to_bytes(StringType(), data_file.file_path),
+                      POS_FIELD_ID: to_bytes(LongType(), int(positions[-1]))},
+        value_counts={PATH_FIELD_ID: len(positions), POS_FIELD_ID: len(positions)},
+        null_value_counts={PATH_FIELD_ID: 0, POS_FIELD_ID: 0})
+    deletes.spec_id = data_file.spec_id
+    return deletes
