@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from pyiceberg.io.pyarrow import PyArrowFileIO
 
 from tests.compiler.helpers import errors_of
@@ -83,13 +84,18 @@ def test_a_bad_transform_is_located(tmp_path: Path) -> None:
         "10:20: sources[0].partition_by[0]: 'week(updated_at)' is not a partition transform"]
 
 
-def test_a_merge_into_one_partition_rewrites_only_that_partitions_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["merge-on-read", "copy-on-write"])
+def test_a_merge_into_one_partition_touches_only_that_partitions_files(
+        tmp_path: Path, mode: str) -> None:
     project = Project(tmp_path)
     project.write(PROJECT.format(partition="[identity(region)]"))
     _drop(tmp_path, "a.jsonl", range(30), "eu")
     _drop(tmp_path, "b.jsonl", range(30, 60), "us")
     assert project.run("events").success
     table = project.catalog().load_table(("bronze", "events"))
+    assert table.metadata.properties["write.merge.mode"] == "merge-on-read"  # floe's default
+    with table.transaction() as tx:
+        tx.set_properties({"write.merge.mode": mode})
     before = {task.file.partition[0]: task.file.file_path for task in table.scan().plan_files()}
     assert set(before) == {"eu", "us"}
     _drop(tmp_path, "c.jsonl", [31, 35], "us")  # two updates, both in us
@@ -97,8 +103,16 @@ def test_a_merge_into_one_partition_rewrites_only_that_partitions_files(tmp_path
     table = project.catalog().load_table(("bronze", "events"))
     snapshot = table.current_snapshot()
     assert snapshot is not None and snapshot.summary is not None
-    assert snapshot.summary["deleted-data-files"] == "1"  # us's file, nothing of eu
     assert snapshot.summary["floe.removed-rows"] == "2"
-    after = {task.file.file_path for task in table.scan().plan_files()}
-    assert before["eu"] in after and before["us"] not in after
+    tasks = list(table.scan().plan_files())
+    after = {task.file.file_path for task in tasks}
+    if mode == "copy-on-write":
+        assert snapshot.summary["deleted-data-files"] == "1"  # us's file, nothing of eu
+        assert before["eu"] in after and before["us"] not in after
+    else:  # us's file gets a delete file in its partition; eu's is untouched
+        assert snapshot.summary["deleted-data-files"] is None
+        assert snapshot.summary["added-position-delete-files"] == "1"
+        assert before["eu"] in after and before["us"] in after
+        [deletes] = [t.delete_files for t in tasks if t.file.file_path == before["us"]]
+        assert [d.partition[0] for d in deletes] == ["us"]
     assert len(project.read("bronze.events")) == 60

@@ -161,8 +161,7 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
                 load_id=load_id, source_key=source.pipeline_name,
                 expected_token=restored[table].token, recreate=full_refresh,
                 truncate=copied or fold.truncated,
-                partition_by=source.partition_by, sort_by=source.sort_by,
-                merge_on_read=True)
+                partition_by=source.partition_by, sort_by=source.sort_by)
             bronze_table = source.table_for(table)
             committed.append((bronze_table, table, commit_table_load(catalog, load)))
             counts[bronze_table] = fold.changes

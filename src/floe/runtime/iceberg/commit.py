@@ -117,7 +117,7 @@ def _load_or_create(catalog: Catalog, load: TableLoad, incoming: pa.Schema
     except NoSuchTableError:
         try:
             properties = {**NO_BLIND_RETRY, **TARGET_FILE_SIZE,
-                          **(MERGE_ON_READ if load.merge_on_read else {})}
+                          **(MERGE_ON_READ if load.write_mode == "merge" else {})}
             return catalog.create_table(load.identifier, schema=incoming,
                                         properties=properties), True
         except Exception:  # another run created it a moment ago (or the create failed)

@@ -20,10 +20,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import ArrowScan
-from pyiceberg.manifest import DataFile, ManifestEntryStatus
+from pyiceberg.manifest import (
+    DataFile,
+    DataFileContent,
+    FileFormat,
+    ManifestEntry,
+    ManifestEntryStatus,
+)
 from pyiceberg.table import FileScanTask, Table
 from pyiceberg.table.snapshots import Snapshot
 
+from floe.runtime.iceberg.position_deletes import dead_positions, positions_by_file
 from floe.runtime.iceberg.pyiceberg_internals import is_position_deletes
 from floe.runtime.iceberg.removed_rows import is_rewrite, removed_rows_file, rows_unchanged
 
@@ -43,6 +50,7 @@ class _FileChange:
     file: DataFile
     side: int  # +1 added, -1 removed
     snapshot: Snapshot
+    positions: np.ndarray | None = None  # only these rows of the file (None: every row)
 
 
 def snapshots_between(table: Table, since: int | None, until: int) -> list[Snapshot]:
@@ -75,7 +83,7 @@ def _file_changes(table: Table, snapshots: list[Snapshot]) -> list[_FileChange]:
     """Data files added (+1) and removed (-1), as written by each snapshot's own manifests; a
     file added and removed inside the range cancels.  A merge that kept the rows it removed
     (``removed_rows``) contributes that file as its deletes and none of the files it only
-    rewrote; a compaction contributes nothing."""
+    rewrote nor its position deletes; a compaction contributes nothing."""
     changes: dict[str, _FileChange] = {}
     removed: list[_FileChange] = []
     for snapshot in snapshots:
@@ -84,36 +92,66 @@ def _file_changes(table: Table, snapshots: list[Snapshot]) -> list[_FileChange]:
         kept = removed_rows_file(table.io, snapshot, table.metadata.default_spec_id)
         if kept is not None:
             removed.append(_FileChange(kept, -1, snapshot))
-        for manifest in snapshot.manifests(table.io):
-            if manifest.added_snapshot_id != snapshot.snapshot_id:
-                continue  # inherited from an earlier snapshot
-            if kept is not None and not manifest.has_added_files():
-                continue  # only removals, which the removed-rows file holds
-            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
-                if entry.snapshot_id != snapshot.snapshot_id:
-                    continue
-                if is_position_deletes(entry.data_file):
-                    if kept is None:  # the rows they delete are known from that file only
-                        raise SnapshotGoneError(
-                            f"snapshot {snapshot.snapshot_id} deleted rows by position and "
-                            "the file of the rows it removed is gone: its change cannot be "
-                            "read")
-                    continue
-                path = entry.data_file.file_path
-                side = {ManifestEntryStatus.ADDED: 1,
-                        ManifestEntryStatus.DELETED: -1}.get(entry.status, 0)
-                if not side or (kept is not None and (side < 0 or is_rewrite(snapshot, path))):
-                    continue
-                earlier = changes.pop(path, None)
-                if earlier is None or earlier.side == side:
-                    changes[path] = _FileChange(entry.data_file, side, snapshot)
+        entries = [entry for manifest in snapshot.manifests(table.io)
+                   if manifest.added_snapshot_id == snapshot.snapshot_id  # not inherited
+                   and (kept is None or manifest.has_added_files())
+                   for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False)
+                   if entry.snapshot_id == snapshot.snapshot_id]
+        partial = _by_position(table, snapshot, entries) if kept is None else []
+        removed += partial
+        handled = {change.file.file_path for change in partial}
+        for entry in entries:
+            path = entry.data_file.file_path
+            side = {ManifestEntryStatus.ADDED: 1,
+                    ManifestEntryStatus.DELETED: -1}.get(entry.status, 0)
+            if is_position_deletes(entry.data_file) or not side or path in handled or (
+                    kept is not None and (side < 0 or is_rewrite(snapshot, path))):
+                continue
+            earlier = changes.pop(path, None)
+            if earlier is None or earlier.side == side:
+                changes[path] = _FileChange(entry.data_file, side, snapshot)
     return [*changes.values(), *removed]
+
+
+def _by_position(table: Table, snapshot: Snapshot, entries: list[ManifestEntry]
+                 ) -> list[_FileChange]:
+    """The rows a snapshot without a removed-rows file deleted by position (another writer's
+    merge-on-read, or a lost file), and the data files it removed that had position deletes
+    (only their live rows were removed).  These never cancel by path: ``_net`` sums them."""
+    dropped = [e.data_file for e in entries if is_position_deletes(e.data_file)
+               and e.status == ManifestEntryStatus.DELETED]
+    found: list[_FileChange] = []
+    for entry in entries:
+        data_file = entry.data_file
+        if is_position_deletes(data_file) and entry.status == ManifestEntryStatus.ADDED:
+            for path, positions in positions_by_file(table.io, data_file).items():
+                new = np.setdiff1d(positions, dead_positions(table.io, dropped, path))
+                if new.size:
+                    found.append(_FileChange(_data_file_at(path, data_file), -1, snapshot,
+                                             new))
+        elif not is_position_deletes(data_file) and entry.status == ManifestEntryStatus.DELETED:
+            dead = dead_positions(table.io, dropped, data_file.file_path)
+            if dead.size:  # instead of the whole file's removal
+                live = np.setdiff1d(np.arange(data_file.record_count), dead)
+                found.append(_FileChange(data_file, -1, snapshot, live))
+    return found
+
+
+def _data_file_at(path: str, delete_file: DataFile) -> DataFile:
+    """The data file a position-delete file names, enough of it to read it."""
+    data_file = DataFile.from_args(
+        content=DataFileContent.DATA, file_path=path, file_format=FileFormat.PARQUET,
+        partition=delete_file.partition, record_count=0, file_size_in_bytes=0)
+    data_file.spec_id = delete_file.spec_id
+    return data_file
 
 
 def _read(table: Table, change: _FileChange) -> pa.Table:
     metadata = table.metadata
     rows = ArrowScan(metadata, table.io, table.schema(), AlwaysTrue()).to_table(
         tasks=[FileScanTask(change.file)])
+    if change.positions is not None:
+        rows = rows.take(pa.array(change.positions, pa.int64()))
     count = rows.num_rows
     committed = change.snapshot.timestamp_ms * 1000
     return rows.append_column(_SIDE, pa.array(np.full(count, change.side, np.int8))) \

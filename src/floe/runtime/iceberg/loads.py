@@ -39,7 +39,6 @@ class TableLoad:
     truncate: bool = False  # merge: the source emptied the table before these rows
     partition_by: Sequence[str] = ()  # floe.yaml notation: day(updated_at), bucket(16, id)
     sort_by: Sequence[str] = ()
-    merge_on_read: bool = False  # a new table takes merges as position deletes (CDC)
 
 
 @dataclass(frozen=True)

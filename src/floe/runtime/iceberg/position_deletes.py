@@ -74,6 +74,15 @@ def dead_positions(io: FileIO, delete_files: Iterable[DataFile], data_path: str)
     return np.unique(np.concatenate(found)).astype(np.int64, copy=False)
 
 
+def positions_by_file(io: FileIO, delete_file: DataFile) -> dict[str, np.ndarray]:
+    """Every data file ``delete_file`` names, with the positions it deletes there."""
+    with io.new_input(delete_file.file_path).open() as stream:
+        rows = pq.read_table(stream, columns=["file_path", "pos"])
+    paths = rows["file_path"].to_numpy(zero_copy_only=False)
+    positions = rows["pos"].to_numpy()
+    return {str(path): np.unique(positions[paths == path]) for path in np.unique(paths)}
+
+
 def write_position_deletes(io: FileIO, metadata: TableMetadata, data_file: DataFile,
                            positions: np.ndarray) -> DataFile:
     """One delete file of ``data_file``'s ``positions`` (sorted), in the data file's partition."""
