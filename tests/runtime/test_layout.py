@@ -115,4 +115,13 @@ def test_a_merge_into_one_partition_touches_only_that_partitions_files(
         assert before["eu"] in after and before["us"] in after
         [deletes] = [t.delete_files for t in tasks if t.file.file_path == before["us"]]
         assert [d.partition[0] for d in deletes] == ["us"]
+    from rich.console import Console
+
+    from floe.runtime.console import print_table_details
+
+    console = Console(record=True, width=200)
+    print_table_details(console, tmp_path / "target" / "compiled_artifacts.json",
+                        "bronze.events", 1)
+    deleted = "1 (2 rows" if mode == "merge-on-read" else "0 (0 rows"
+    assert f"merges: {mode}; position-delete files: {deleted};" in console.export_text()
     assert len(project.read("bronze.events")) == 60

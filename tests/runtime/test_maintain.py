@@ -145,6 +145,47 @@ def test_orphans_on_a_rest_catalog_with_s3(tmp_path: Path, request: pytest.Fixtu
     assert [r["batch"] for r in project.read("bronze.events")] == [1]
 
 
+def test_merge_on_read_then_maintain_on_a_rest_catalog_with_s3(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """A merge's position-delete file on S3: referenced (orphan removal keeps it), applied by
+    reads, and gone after maintain compacts its data file, rows unchanged."""
+    import datetime as dt
+
+    from floe.runtime.maintain import maintain_source, referenced_files, remove_orphans
+
+    project = Project(tmp_path, rest=request.getfixturevalue("rest_catalog"))
+    project.write(MERGED)
+    artifacts = project.compile()
+    project.drop_all_tables()
+    (tmp_path / "landing").mkdir(exist_ok=True)
+    (tmp_path / "landing" / "0.jsonl").write_text("".join(
+        json.dumps({"id": i, "batch": 0}) + "\n" for i in range(10)))
+    assert project.run("events").success
+    (tmp_path / "landing" / "1.jsonl").write_text(json.dumps({"id": 3, "batch": 1}) + "\n")
+    assert project.run("events").success
+    catalog = project.catalog()
+    table = catalog.load_table(("bronze", "events"))
+    deletes = {d.file_path for task in table.scan().plan_files() for d in task.delete_files}
+    assert len(deletes) == 1 and next(iter(deletes)).startswith("s3://")
+    assert {p for p in referenced_files(table) if "floe-deletes-" in p} == {
+        next(iter(deletes)).removeprefix("s3://")}
+    remove_orphans(table, dt.timedelta(0))
+    expected = sorted((i, 1 if i == 3 else 0) for i in range(10))
+    assert sorted((r["id"], r["batch"]) for r in project.read("bronze.events")) == expected
+    [report] = maintain_source(catalog, artifacts.source("events"), dt.timedelta(0), 1)
+    assert "compacted" in report.note
+    table = catalog.load_table(("bronze", "events"))
+    assert [t.delete_files for t in table.scan().plan_files()] == [set()]
+    assert sorted((r["id"], r["batch"]) for r in project.read("bronze.events")) == expected
+    # the newest load's snapshot holds the cursors, so it stays, and the delete file with it
+    assert table.io.new_input(next(iter(deletes))).exists()
+    (tmp_path / "landing" / "2.jsonl").write_text(json.dumps({"id": 20, "batch": 2}) + "\n")
+    assert project.run("events").success
+    maintain_source(catalog, artifacts.source("events"), dt.timedelta(0), 1)
+    assert not table.io.new_input(next(iter(deletes))).exists()  # expired, then removed
+    assert len(project.read("bronze.events")) == 11
+
+
 def test_300_loads_then_maintain_keeps_rows_checksum_and_every_cursor(tmp_path: Path) -> None:
     """Two sources append to one table 300 times; maintain leaves one file and the newest
     snapshots; rows, their checksum and both sources' cursors are unchanged, and the next

@@ -19,6 +19,7 @@ from floe.artifacts import CompiledArtifacts, CompiledSource
 from floe.errors import FloeError
 from floe.logs import mask
 from floe.runtime.iceberg.loads import total_rows
+from floe.runtime.iceberg.position_deletes import MERGE_MODE
 from floe.runtime.ingestion.errors import SourceConnectionError
 from floe.runtime.ingestion.plugin import connect_catalog
 from floe.runtime.ingestion.result import IngestionResult
@@ -246,6 +247,12 @@ def print_table_details(console: Console, artifacts_path: Path | None, name: str
              for f in loaded.sort_order().fields]
     console.print(f"partitioned by: {', '.join(partitions) or 'nothing'}; sorted by: "
                   f"{', '.join(order) or 'nothing'}", markup=False)
+    current = loaded.current_snapshot()
+    summary = current.summary if current is not None else None
+    console.print(f"merges: {loaded.metadata.properties.get(MERGE_MODE, 'copy-on-write')}; "
+                  f"position-delete files: {(summary or {}).get('total-delete-files') or 0} "
+                  f"({(summary or {}).get('total-position-deletes') or 0} rows; floe maintain "
+                  "compacts them away)", markup=False)
     snapshots = Table("snapshot", "committed at (UTC)", "operation", "added rows", "total rows",
                       title="snapshots (newest last)")
     for snapshot in loaded.snapshots()[-10:]:
