@@ -248,10 +248,10 @@ def print_table_details(console: Console, artifacts_path: Path | None, name: str
     console.print(f"partitioned by: {', '.join(partitions) or 'nothing'}; sorted by: "
                   f"{', '.join(order) or 'nothing'}", markup=False)
     current = loaded.current_snapshot()
-    summary: Mapping[str, str | None] = (current.summary if current is not None else None) or {}
+    totals: Mapping[str, str | None] = (current.summary if current is not None else None) or {}
     console.print(f"merges: {loaded.metadata.properties.get(MERGE_MODE, 'copy-on-write')}; "
-                  f"position-delete files: {summary.get('total-delete-files') or 0} "
-                  f"({summary.get('total-position-deletes') or 0} rows; floe maintain "
+                  f"position-delete files: {totals.get('total-delete-files') or 0} "
+                  f"({totals.get('total-position-deletes') or 0} rows; floe maintain "
                   "compacts them away)", markup=False)
     snapshots = Table("snapshot", "committed at (UTC)", "operation", "added rows", "total rows",
                       title="snapshots (newest last)")
