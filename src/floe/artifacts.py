@@ -251,10 +251,20 @@ def write_artifacts(artifacts: CompiledArtifacts, path: Path) -> None:
     tmp.replace(path)
 
 
+_last_read: list[tuple[str, CompiledArtifacts]] = []  # the last artifact validated, by its text
+
+
 def load_artifacts(path: Path = DEFAULT_ARTIFACTS_PATH) -> CompiledArtifacts:
-    """Read an artifact, refusing versions this floe does not understand."""
+    """Read an artifact, refusing versions this floe does not understand.
+
+    The CLI reads it before importing the runtime (to answer a mistake at once), then the
+    runtime reads it again: the same text is validated once (models are frozen, so sharing
+    one is safe)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if _last_read and _last_read[0][0] == text:
+            return _last_read[0][1]
+        data = json.loads(text)
     except FileNotFoundError:
         raise ArtifactError(f"{path} not found: run `floe compile` first") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -270,9 +280,11 @@ def load_artifacts(path: Path = DEFAULT_ARTIFACTS_PATH) -> CompiledArtifacts:
             f"{data.get('floe_version', 'unknown')}); recompile with `floe compile` or install a "
             "floe that reads that version")
     try:
-        return CompiledArtifacts.model_validate(data)
+        artifacts = CompiledArtifacts.model_validate(data)
     except ValidationError as exc:
         raise ArtifactError(f"{path} does not match artifacts_version {version}: "
                             f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']} at "
                             f"{'.'.join(str(p) for p in exc.errors()[0]['loc'])}; run "
                             "`floe compile` again") from None
+    _last_read[:] = [(text, artifacts)]
+    return artifacts
