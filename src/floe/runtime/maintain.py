@@ -37,7 +37,7 @@ from rich.table import Table as RichTable
 
 from floe.artifacts import CompiledSource
 from floe.runtime.changes import CONSUMER_PREFIX
-from floe.runtime.iceberg.position_deletes import scoped_to
+from floe.runtime.iceberg.position_deletes import scoped_deletes
 from floe.runtime.iceberg.pyiceberg_internals import (
     RowLevelOverwrite,
     data_files,
@@ -100,9 +100,8 @@ def compact(table: Table, small_bytes: int = SMALL_FILE_BYTES) -> int:
         with RowLevelOverwrite(tx, table.io, {COMPACTION_PROPERTY: "true"}) as snapshot:
             for task in tasks:
                 snapshot.delete_data_file(task.file)
-                for delete_file in task.delete_files:
-                    if scoped_to(delete_file, task.file.file_path):
-                        snapshot.remove_delete_file(delete_file)
+                for delete_file in scoped_deletes(task):
+                    snapshot.remove_delete_file(delete_file)
             for data_file in data_files(metadata, table.io, rows, snapshot.commit_uuid,
                                         itertools.count(0)):
                 snapshot.append_data_file(data_file)

@@ -222,8 +222,6 @@ def _lag(source: CompiledSource, engine: sqlalchemy.Engine, reflected: sqlalchem
 
 
 def _bronze_max(table: Table, column: str) -> Any:
-    import pyarrow.compute as pc
-
     if column not in {f.name for f in table.schema().fields}:
         return None
     values = table.scan(selected_fields=(column,)).to_arrow()[column]
@@ -254,12 +252,18 @@ def verify_source(source: CompiledSource, catalog: Catalog, project_root: Path,
 
 def _verify_table(source: CompiledSource, catalog: Catalog, engine: sqlalchemy.Engine,
                   schema: str | None, name: str, sample: int) -> TableReport:
-    identifier = (source.namespace, source.table_for(name))
+    bronze = _bronze(catalog, (source.namespace, source.table_for(name)))
+    if isinstance(bronze, TableReport):
+        return bronze
+    return _compare(source, bronze, engine, schema, name, sample)
+
+
+def _bronze(catalog: Catalog, identifier: tuple[str, str]) -> Table | TableReport:
+    """The Bronze table, or the report that it is not there yet."""
     try:
-        bronze = catalog.load_table(identifier)
+        return catalog.load_table(identifier)
     except NoSuchTableError:
         return TableReport(".".join(identifier), "mismatch", "not in Bronze yet: run floe run")
-    return _compare(source, bronze, engine, schema, name, sample)
 
 
 def _compare(source: CompiledSource, bronze: Table, engine: sqlalchemy.Engine,
@@ -312,11 +316,9 @@ def _verify_files(source: CompiledSource, catalog: Catalog, project_root: Path,
     before it committed), parsed as the load parses them (Arrow, column names as written);
     files newer than that are the lag.  A merge keeps the last row per key across the
     files, oldest first, as the loads did."""
-    identifier = (source.namespace, source.table_for(source.resources[0]))
-    try:
-        bronze = catalog.load_table(identifier)
-    except NoSuchTableError:
-        return TableReport(".".join(identifier), "mismatch", "not in Bronze yet: run floe run")
+    bronze = _bronze(catalog, (source.namespace, source.table_for(source.resources[0])))
+    if isinstance(bronze, TableReport):
+        return bronze
     return _compare_files(source, bronze, project_root, sample, environ)
 
 

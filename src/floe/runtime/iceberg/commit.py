@@ -51,7 +51,7 @@ from floe.runtime.iceberg.position_deletes import (
     MERGE_ON_READ,
     dead_positions,
     merge_on_read,
-    scoped_to,
+    scoped_deletes,
     write_position_deletes,
 )
 from floe.runtime.iceberg.pyiceberg_internals import (
@@ -164,8 +164,7 @@ def _overwrite(tx: Transaction, io: FileIO, data: pa.Table | pa.RecordBatchReade
     a position-delete file (see ``position_deletes``).
     """
     metadata = tx.table_metadata
-    properties = dict(props)
-    with RowLevelOverwrite(tx, io, properties) as snapshot:
+    with RowLevelOverwrite(tx, io, props) as snapshot:
         if match is None:
             if metadata.current_snapshot() is not None:
                 for task in files_matching(tx, AlwaysTrue()):
@@ -175,7 +174,7 @@ def _overwrite(tx: Transaction, io: FileIO, data: pa.Table | pa.RecordBatchReade
         else:
             with RemovedRows(io, metadata) as removed:
                 _replace_rows(tx, io, snapshot, removed, KeySet(match), key_range(match))
-            snapshot.snapshot_properties = {**properties, **removed.properties()}
+            snapshot.snapshot_properties = {**props, **removed.properties()}
         if not isinstance(data, pa.Table) or data.num_rows:  # no empty file when only deleting
             for data_file in data_files(metadata, io, data, uuid.uuid4(), itertools.count(0)):
                 snapshot.append_data_file(data_file)
@@ -204,9 +203,8 @@ def _replace_rows(tx: Transaction, io: FileIO, snapshot: RowLevelOverwrite,
             continue
         removed.add(rows.filter(pa.array(hit)))
         gone = np.union1d(dead, np.flatnonzero(hit))
-        for delete_file in task.delete_files:
-            if scoped_to(delete_file, path):
-                snapshot.remove_delete_file(delete_file)
+        for delete_file in scoped_deletes(task):
+            snapshot.remove_delete_file(delete_file)
         if by_position and 2 * len(gone) < rows.num_rows:
             snapshot.add_delete_file(write_position_deletes(io, metadata, task.file, gone))
             continue

@@ -20,19 +20,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import ArrowScan
-from pyiceberg.manifest import (
-    DataFile,
-    DataFileContent,
-    FileFormat,
-    ManifestEntry,
-    ManifestEntryStatus,
-)
+from pyiceberg.manifest import DataFile, ManifestEntry, ManifestEntryStatus
 from pyiceberg.table import FileScanTask, Table
 from pyiceberg.table.snapshots import Snapshot
 
 from floe.runtime.iceberg.position_deletes import dead_positions, positions_by_file
 from floe.runtime.iceberg.pyiceberg_internals import is_position_deletes
-from floe.runtime.iceberg.removed_rows import is_rewrite, removed_rows_file, rows_unchanged
+from floe.runtime.iceberg.removed_rows import (
+    is_rewrite,
+    parquet_file,
+    removed_rows_file,
+    rows_unchanged,
+)
 
 CHANGE_TYPE = "_change_type"
 CHANGE_SNAPSHOT = "_change_snapshot_id"
@@ -127,23 +126,14 @@ def _by_position(table: Table, snapshot: Snapshot, entries: list[ManifestEntry]
             for path, positions in positions_by_file(table.io, data_file).items():
                 new = np.setdiff1d(positions, dead_positions(table.io, dropped, path))
                 if new.size:
-                    found.append(_FileChange(_data_file_at(path, data_file), -1, snapshot,
-                                             new))
+                    named = parquet_file(path, data_file.spec_id, data_file.partition)
+                    found.append(_FileChange(named, -1, snapshot, new))
         elif not is_position_deletes(data_file) and entry.status == ManifestEntryStatus.DELETED:
             dead = dead_positions(table.io, dropped, data_file.file_path)
             if dead.size:  # instead of the whole file's removal
                 live = np.setdiff1d(np.arange(data_file.record_count), dead)
                 found.append(_FileChange(data_file, -1, snapshot, live))
     return found
-
-
-def _data_file_at(path: str, delete_file: DataFile) -> DataFile:
-    """The data file a position-delete file names, enough of it to read it."""
-    data_file = DataFile.from_args(
-        content=DataFileContent.DATA, file_path=path, file_format=FileFormat.PARQUET,
-        partition=delete_file.partition, record_count=0, file_size_in_bytes=0)
-    data_file.spec_id = delete_file.spec_id
-    return data_file
 
 
 def _read(table: Table, change: _FileChange) -> pa.Table:

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from pyiceberg.conversions import to_bytes
 from pyiceberg.io import FileIO
 from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+from pyiceberg.table import FileScanTask
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.types import LongType, StringType
@@ -58,29 +59,35 @@ def scoped_to(delete_file: DataFile, data_path: str) -> bool:
         upper.get(PATH_FIELD_ID) == bound
 
 
+def scoped_deletes(task: FileScanTask) -> list[DataFile]:
+    """The delete files of ``task`` that go when its data file goes (or gets a new one)."""
+    return [d for d in task.delete_files if scoped_to(d, task.file.file_path)]
+
+
+def _rows(io: FileIO, delete_file: DataFile) -> pa.Table:
+    with io.new_input(delete_file.file_path).open() as stream:
+        return pq.read_table(stream, columns=["file_path", "pos"])
+
+
 def dead_positions(io: FileIO, delete_files: Iterable[DataFile], data_path: str) -> np.ndarray:
     """The sorted positions of ``data_path`` that ``delete_files`` delete."""
-    found: list[np.ndarray] = []
+    found: list[np.ndarray] = [np.empty(0, np.int64)]
     for delete_file in delete_files:
         if not is_position_deletes(delete_file):
             continue
-        with io.new_input(delete_file.file_path).open() as stream:
-            rows = pq.read_table(stream, columns=["file_path", "pos"])
+        rows = _rows(io, delete_file)
         if not scoped_to(delete_file, data_path):
             rows = rows.filter(pa.compute.equal(rows["file_path"], data_path))
         found.append(rows["pos"].to_numpy())
-    if not found:
-        return np.empty(0, np.int64)
     return np.unique(np.concatenate(found)).astype(np.int64, copy=False)
 
 
 def positions_by_file(io: FileIO, delete_file: DataFile) -> dict[str, np.ndarray]:
     """Every data file ``delete_file`` names, with the positions it deletes there."""
-    with io.new_input(delete_file.file_path).open() as stream:
-        rows = pq.read_table(stream, columns=["file_path", "pos"])
-    paths = rows["file_path"].to_numpy(zero_copy_only=False)
-    positions = rows["pos"].to_numpy()
-    return {str(path): np.unique(positions[paths == path]) for path in np.unique(paths)}
+    rows = _rows(io, delete_file)
+    paths = pa.compute.unique(rows["file_path"]).to_pylist()
+    return {path: np.unique(rows.filter(pa.compute.equal(rows["file_path"], path))["pos"]
+                            .to_numpy()) for path in paths}
 
 
 def write_position_deletes(io: FileIO, metadata: TableMetadata, data_file: DataFile,

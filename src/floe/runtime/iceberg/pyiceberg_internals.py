@@ -38,6 +38,7 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import MAIN_BRANCH
 from pyiceberg.table.snapshots import Operation, Summary
 from pyiceberg.table.update.snapshot import _OverwriteFiles
+from pyiceberg.typedef import EMPTY_DICT
 from pyiceberg.types import IcebergType
 
 
@@ -189,7 +190,7 @@ class RowLevelOverwrite(_OverwriteFiles):
             kept.append(writer.to_manifest_file())
         return kept
 
-    def _summary(self, snapshot_properties: dict[str, str] = {}) -> Summary:  # noqa: B006
+    def _summary(self, snapshot_properties: dict[str, str] = EMPTY_DICT) -> Summary:
         data, removed = self._added_data_files, self._deleted_data_files
         self._added_data_files = [*data, *self._added_delete_files]
         self._deleted_data_files = removed | self._removed_delete_files

@@ -78,10 +78,16 @@ def removed_rows_file(io: FileIO, snapshot: Snapshot, spec_id: int) -> DataFile 
     found = io.new_input(path)
     if not found.exists():
         return None
+    return parquet_file(path, spec_id, Record(), int(summary.get(REMOVED_COUNT_PROPERTY, "0")),
+                        len(found))
+
+
+def parquet_file(path: str, spec_id: int, partition: Record, record_count: int = 0,
+                 size: int = 0) -> DataFile:
+    """A Parquet file no live manifest lists, described well enough for pyiceberg to scan."""
     data_file = DataFile.from_args(
         content=DataFileContent.DATA, file_path=path, file_format=FileFormat.PARQUET,
-        partition=Record(), record_count=int(summary.get(REMOVED_COUNT_PROPERTY, "0")),
-        file_size_in_bytes=len(found))
+        partition=partition, record_count=record_count, file_size_in_bytes=size)
     data_file.spec_id = spec_id
     return data_file
 
