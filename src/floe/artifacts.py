@@ -24,6 +24,7 @@ DEFAULT_ARTIFACTS_PATH = Path("target") / "compiled_artifacts.json"
 
 SourceType = Literal["rest_api", "sql_database", "filesystem", "postgres_cdc"]
 Deletes = Literal["hard", "soft"]
+BadRows = Literal["fail", "skip", "quarantine"]
 WriteMode = Literal["append", "replace", "merge"]
 MergeStrategy = Literal["upsert", "delete-insert"]
 SchemaContract = Literal["evolve", "freeze", "discard_value"]
@@ -194,6 +195,9 @@ class CompiledSource(_Frozen):
     schedule: ScheduleConfig | None = None
     timeout_seconds: int | None = None
     checks: tuple[CheckConfig, ...] = ()
+    bad_rows: BadRows = Field(
+        default="fail", description="filesystem csv/jsonl: a malformed row fails the load, is "
+        "skipped (counted), or is kept in <table>__rejected with its file, line and error")
     source_config: dict[str, Any]
 
     def table_for(self, resource: str) -> str:

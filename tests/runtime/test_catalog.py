@@ -14,7 +14,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from floe.artifacts import CatalogConfig, EnvironmentConfig
-from floe.runtime.ingestion.plugin import DltIngestionPlugin, connect_catalog
+from floe.runtime.iceberg.catalog import connect_catalog
+from floe.runtime.ingestion.plugin import DltIngestionPlugin
 from floe.runtime.plugins import HealthState
 
 

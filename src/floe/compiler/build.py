@@ -164,6 +164,7 @@ def _source(spec: SourceSpec, defaults: Defaults, product: str) -> CompiledSourc
         if cron else None,
         timeout_seconds=spec.timeout_seconds or defaults.timeout_seconds,
         checks=tuple(_check(c) for c in spec.checks),
+        bad_rows=spec.bad_rows or "fail",
         source_config=replication_names(product, spec.name, spec.source_config) if cdc
         else spec.source_config,
     )

@@ -86,6 +86,7 @@ def check_project(
         found += _check_source_config(source, path, floe_map)
         found += _check_checks(source, path, floe_map)
         found += _check_layout(source, path, floe_map)
+        found += _check_bad_rows(source, path, floe_map)
     sources = _list(floe.get("sources"))
     resources = {s["name"]: resource_names(s.get("source_type"), _dict(s.get("source_config")))
                  for s in sources if isinstance(s, dict) and isinstance(s.get("name"), str)}
@@ -139,6 +140,15 @@ def _check_layout(source: dict[str, Any], path: KeyPath, where: SourceMap
             yield where.diagnostic((*path, "sort_by", index),
                                    f"'{text}' is not a column to sort by",
                                    "a column name, optionally followed by asc or desc")
+
+
+def _check_bad_rows(source: dict[str, Any], path: KeyPath, where: SourceMap
+                    ) -> Iterator[Diagnostic]:
+    """Bad rows are rows a file parser refuses: only landing files have them."""
+    if "bad_rows" in source and source.get("source_type") != "filesystem":
+        yield where.diagnostic(
+            (*path, "bad_rows"), f"bad_rows applies to filesystem sources (csv, jsonl), not "
+            f"{source.get('source_type')}", "remove bad_rows")
 
 
 def _check_write_mode(

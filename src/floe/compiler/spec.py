@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from floe.artifacts import (
+    BadRows,
     MergeStrategy,
     NotificationEvent,
     SchemaContract,
@@ -162,6 +163,10 @@ class SourceSpec(_Spec):
     schedule: str | None = Field(default=None, description="cron, e.g. '0 * * * *'")
     timezone: str | None = None
     timeout_seconds: int | None = Field(default=None, gt=0)
+    bad_rows: BadRows | None = Field(
+        default=None, description="filesystem (csv, jsonl): what a malformed row does. fail "
+        "(default): the load fails, naming file and line; skip: dropped and counted; "
+        "quarantine: kept in <table>__rejected (raw text, file, line, error)")
     source_config: dict[str, Any] = Field(description="dlt source configuration")
     checks: list[CheckSpec] = Field(default_factory=list)
 

@@ -97,7 +97,7 @@ def changes(table: str, since: str | int | dt.datetime | None = None,
     moves on after the read.  ``artifacts`` is the compiled artifact (default
     ``target/compiled_artifacts.json``), whose environment names the catalog.
     """
-    from floe.runtime.console import connect
+    from floe.runtime.iceberg.catalog import connect
 
     project = load_project(artifacts)
     require_environment(project.artifacts, env)

@@ -18,29 +18,19 @@ from rich.table import Table
 from floe.artifacts import CompiledArtifacts, CompiledSource
 from floe.errors import FloeError
 from floe.logs import mask
+from floe.runtime.iceberg.catalog import connect
 from floe.runtime.iceberg.loads import total_rows
 from floe.runtime.iceberg.position_deletes import MERGE_MODE
-from floe.runtime.ingestion.errors import SourceConnectionError
-from floe.runtime.ingestion.plugin import connect_catalog
 from floe.runtime.ingestion.result import IngestionResult
 from floe.runtime.notify import notify
 from floe.runtime.order import run_in_order
 from floe.runtime.plugins import HealthState, IngestionConfig, load_ingestion_plugin
 from floe.runtime.project import (
-    RuntimeProject,
     load_project,
     require_environment,
     select_sources,
 )
 from floe.runtime.quality import CheckOutcome, check_source
-
-
-def connect(project: RuntimeProject) -> Catalog:
-    env = project.artifacts.environment
-    try:
-        return connect_catalog(env, project.root)
-    except SourceConnectionError as exc:
-        raise FloeError(f"environment '{env.name}': {exc.message}") from None
 
 
 def _size(num: int) -> str:
@@ -147,6 +137,8 @@ def _print_summary(console: Console, sources: Sequence[CompiledSource],
                 "skipped": "[yellow]skipped[/yellow]"}
     for source, result in zip(sources, results, strict=True):
         status = statuses.get(result.status, "[red]failed[/red]")
+        if result.success and result.warnings:
+            status = "[yellow]ok, warning[/yellow]"
         if result.success and not result.tables:
             table.add_row(source.name, source.destination_table, "0", _size(0),
                           f"{result.duration_seconds:.1f}", status, "")
@@ -161,6 +153,9 @@ def _print_summary(console: Console, sources: Sequence[CompiledSource],
                           f"{result.duration_seconds:.1f}", status, "")
     console.print(table)
     for result in results:
+        for warning in result.warnings:
+            console.print(f"{result.source}: warning: {mask(warning)}", markup=False,
+                          style="yellow")
         for error in result.errors:
             console.print(f"{result.source}: {mask(error)}", markup=False, style="red")
 

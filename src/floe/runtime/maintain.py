@@ -193,7 +193,7 @@ def maintain_source(catalog: Catalog, source: CompiledSource, older_than: dt.tim
 
 def print_maintenance(console: Console, artifacts_path: Path | None, select: Sequence[str],
                       env: str | None, older_than: dt.timedelta, retain_last: int) -> None:
-    from floe.runtime.console import connect
+    from floe.runtime.iceberg.catalog import connect
     from floe.runtime.project import load_project, require_environment, select_sources
 
     project = load_project(artifacts_path)

@@ -38,9 +38,12 @@ from floe.runtime.canonical import canonical, column_hashes, row_hashes
 from floe.runtime.iceberg.merge_load import last_per_key, marked
 from floe.runtime.iceberg.state import newest_load
 from floe.runtime.ingestion.adbc_loader import as_text_where_needed
+from floe.runtime.ingestion.errors import IngestionError
+from floe.runtime.ingestion.landing import REJECTED_SUFFIX
 from floe.runtime.ingestion.sources import (
-    file_format,
+    empty_landing,
     landing_files,
+    landing_reader,
     local_url,
     read_file,
     resolved_config,
@@ -254,8 +257,22 @@ def _verify_table(source: CompiledSource, catalog: Catalog, engine: sqlalchemy.E
                   schema: str | None, name: str, sample: int) -> TableReport:
     bronze = _bronze(catalog, (source.namespace, source.table_for(name)))
     if isinstance(bronze, TableReport):
-        return bronze
+        try:
+            reflected = sqlalchemy.Table(name, sqlalchemy.MetaData(), autoload_with=engine,
+                                         schema=schema)
+            with engine.connect() as connection:
+                empty = connection.execute(
+                    sqlalchemy.select(reflected).limit(1)).first() is None
+        except sqlalchemy.exc.SQLAlchemyError:
+            return bronze
+        return _empty_source(bronze, f"source table {name} has no rows") if empty else bronze
     return _compare(source, bronze, engine, schema, name, sample)
+
+
+def _empty_source(report: TableReport, why: str) -> TableReport:
+    """Not in Bronze because there was nothing to load: the source is empty, not forgotten."""
+    return TableReport(report.table, "match", f"{why}: nothing to load (Bronze creates the "
+                       "table with the first rows)", source_rows=0, bronze_rows=0)
 
 
 def _bronze(catalog: Catalog, identifier: tuple[str, str]) -> Table | TableReport:
@@ -318,7 +335,12 @@ def _verify_files(source: CompiledSource, catalog: Catalog, project_root: Path,
     files, oldest first, as the loads did."""
     bronze = _bronze(catalog, (source.namespace, source.table_for(source.resources[0])))
     if isinstance(bronze, TableReport):
-        return bronze
+        try:
+            why = empty_landing(source, project_root, environ)
+        except IngestionError as exc:
+            return TableReport(bronze.table, "not_comparable", exc.message)
+        files = landing_files(resolved_config(source, environ), project_root)
+        return _empty_source(bronze, why) if not files else bronze
     return _compare_files(source, bronze, project_root, sample, environ)
 
 
@@ -333,11 +355,15 @@ def _compare_files(source: CompiledSource, bronze: Table, project_root: Path, sa
     read = [f for f in files if f["modification_date"].timestamp() * 1000 <= loaded.timestamp_ms]
     newer = len(files) - len(read)
     report.lag = f"{newer} file(s) newer than the last load" if newer else None
-    fmt = file_format(config)
+    # parsed as the load parses them: rows it skipped or quarantined are accounted for
+    reader = landing_reader(config, "fail" if source.bad_rows == "fail" else "skip")
     parts = [pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
-             for item in read for b in read_file(item, fmt, str(config.get("delimiter", ",")),
-                                                 str(config.get("encoding", "utf8")))]
+             for item in read for b in read_file(item, reader)]
     rows = pa.concat_tables(parts, promote_options="permissive") if parts else pa.table({})
+    if reader.skipped:
+        kept_aside = f"quarantined in {report.table}{REJECTED_SUFFIX}" \
+            if source.bad_rows == "quarantine" else "skipped by the load"
+        report.reason = f"{reader.skipped} bad row(s) {kept_aside}, accounted for"
     columns = _shared_columns(bronze, rows.column_names)
     key = [k for k in source.primary_key if k in columns] if source.write_mode == "merge" \
         else []
@@ -396,7 +422,7 @@ def print_verification(console: Console, artifacts_path: Path | None,
                        select: Sequence[str], env: str | None, as_json: bool,
                        sample: int) -> int:
     """The CLI: a table (or JSON) of every compared table; returns how many do not match."""
-    from floe.runtime.console import connect
+    from floe.runtime.iceberg.catalog import connect
     from floe.runtime.project import load_project, require_environment, select_sources
 
     project = load_project(artifacts_path)

@@ -11,7 +11,7 @@ import dagster as dg
 
 from floe.artifacts import CompiledArtifacts
 from floe.runtime.dagster.automation import scheduled
-from floe.runtime.ingestion.plugin import connect_catalog
+from floe.runtime.iceberg.catalog import connect_catalog
 from floe.runtime.maintain import maintain_source
 
 JOB_NAME = "floe_maintenance"

@@ -13,7 +13,10 @@ from pathlib import Path
 from pyiceberg.catalog import Catalog, load_catalog
 
 from floe.artifacts import EnvironmentConfig
-from floe.logs import register_secret_value
+from floe.errors import FloeError
+from floe.logs import mask, register_secret_value
+from floe.runtime.ingestion.errors import SourceConnectionError
+from floe.runtime.project import RuntimeProject
 from floe.secrets import resolve_secrets
 
 # dlt writes nanosecond timestamps for some sources; Iceberg v2 stores microseconds.
@@ -91,3 +94,25 @@ def open_catalog(
     """Load the catalog; pyiceberg connects lazily for REST only when first used."""
     props = catalog_properties(environment, project_root, environ)
     return load_catalog(environment.catalog.name, **props)
+
+
+def connect_catalog(environment: EnvironmentConfig, project_root: Path) -> Catalog:
+    """Open the catalog and make one cheap call, so an unreachable one fails here, by name."""
+    try:
+        catalog = open_catalog(environment, project_root)
+        catalog.list_namespaces()
+        return catalog
+    except Exception as exc:
+        raise SourceConnectionError(
+            f"Iceberg catalog {environment.catalog.uri or environment.catalog.type} is not "
+            f"reachable: {type(exc).__name__}: {mask(str(exc))}") from exc
+
+
+def connect(project: RuntimeProject) -> Catalog:
+    """The project's catalog for a command (show, tables, changes, verify, maintain): an
+    unreachable one is the user's error, named with its environment."""
+    env = project.artifacts.environment
+    try:
+        return connect_catalog(env, project.root)
+    except SourceConnectionError as exc:
+        raise FloeError(f"environment '{env.name}': {exc.message}") from None

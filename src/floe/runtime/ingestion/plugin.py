@@ -12,7 +12,7 @@ from pyiceberg.catalog import Catalog
 from floe import __version__
 from floe.artifacts import EnvironmentConfig
 from floe.logs import mask
-from floe.runtime.iceberg.catalog import open_catalog
+from floe.runtime.iceberg.catalog import connect_catalog
 from floe.runtime.ingestion.errors import SourceConnectionError
 from floe.runtime.ingestion.result import IngestionResult
 from floe.runtime.ingestion.runner import run_source
@@ -34,18 +34,6 @@ class DltPipeline:
 
     config: IngestionConfig
     catalog: Catalog
-
-
-def connect_catalog(environment: EnvironmentConfig, project_root: Path) -> Catalog:
-    """Open the catalog and make one cheap call, so an unreachable one fails here, by name."""
-    try:
-        catalog = open_catalog(environment, project_root)
-        catalog.list_namespaces()
-        return catalog
-    except Exception as exc:
-        raise SourceConnectionError(
-            f"Iceberg catalog {environment.catalog.uri or environment.catalog.type} is not "
-            f"reachable: {type(exc).__name__}: {mask(str(exc))}") from exc
 
 
 class DltIngestionPlugin(IngestionPlugin):

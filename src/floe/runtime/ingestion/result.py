@@ -29,6 +29,7 @@ class IngestionResult:
     error_category: str | None = None
     tables: tuple[TableResult, ...] = field(default_factory=tuple)
     status: str = ""  # success | failed | timeout
+    warnings: tuple[str, ...] = ()  # loaded, but the user should know (skipped rows, no file)
 
     def __post_init__(self) -> None:
         if not self.status:

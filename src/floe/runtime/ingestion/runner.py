@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import pyarrow.parquet as pq
 from dlt.common.pipeline import NormalizeInfo
 from dlt.pipeline.pipeline import Pipeline
 from opentelemetry import trace
@@ -49,8 +50,16 @@ from floe.runtime.ingestion.errors import (
     SourceTimeoutError,
     categorize_error,
 )
+from floe.runtime.ingestion.landing import REJECTED_SUFFIX, FileReader, rejected_table
 from floe.runtime.ingestion.result import IngestionResult, TableResult
-from floe.runtime.ingestion.sources import build_source, missing_driver, resolved_config
+from floe.runtime.ingestion.sources import (
+    build_source,
+    empty_landing,
+    landing_reader,
+    missing_driver,
+    resolved_config,
+)
+from floe.runtime.ingestion.sql_mistakes import explain_sql_mistake
 
 # dlt sets its logger level from its own config on every pipeline; keep its chatter out of the
 # CLI unless the user asked for more (FLOE_LOG_LEVEL / --log-level still applies to floe's logs).
@@ -60,6 +69,10 @@ os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
 # 10M-row load would become one file that every later merge touching it rewrites whole.  Files
 # of ~48 MB (what pyiceberg writes for floe's 128 MB Arrow target) keep merges and scans fine.
 os.environ.setdefault("DATA_WRITER__FILE_MAX_BYTES", str(48 * 1024 * 1024))
+# Arrow pieces of one table that differ only in columns (a landing file with a variant column, or
+# without one the others have) are concatenated losslessly; pieces that cannot be are written to
+# a file of their own (dlt's default, "none", fails the load instead).  Types are never changed.
+os.environ.setdefault("DATA_WRITER__ARROW_CONCAT_PROMOTE_OPTIONS", "default")
 log = get_logger("floe.ingestion")
 tracer = trace.get_tracer("floe.ingestion")
 
@@ -114,16 +127,33 @@ def _resource_state(pipeline: Pipeline, resource: str, only_resource: bool
 class _Extracted:
     def __init__(self, pipeline: Pipeline, info: NormalizeInfo, resources: list[str],
                  transformers: set[str], tokens: dict[str, str | None] | None,
-                 column_ids: dict[str, ColumnIds]) -> None:
+                 column_ids: dict[str, ColumnIds], reader: FileReader | None = None,
+                 first_load: bool = False, rejected_table: str = "") -> None:
         self.pipeline = pipeline
+        self.reader = reader  # a filesystem source's: its bad rows, skipped or quarantined
+        self.first_load = first_load  # no table held a state for this source yet
+        self.rejected_table = rejected_table  # where quarantined rows land
         self.column_ids = column_ids  # source table -> {attnum: name} (PostgreSQL)
         self.info = info
         self.resources = resources
         self.transformers = transformers  # resources fed by another resource (children)
         self.tokens = tokens  # table -> state token at restore; None: not restored (refresh)
 
-    def files_by_table(self) -> dict[str, list[str]]:
+    @property
+    def row_counts(self) -> dict[str, int]:
+        counts = {table: int(rows) for table, rows in self.info.row_counts.items()
+                  if not table.startswith("_dlt")}
+        if self.reader is not None and self.reader.rejected:
+            counts[self.rejected_table] = len(self.reader.rejected)
+        return counts
+
+
+    def files_by_table(self, workdir: Path) -> dict[str, list[str]]:
         files: dict[str, list[str]] = defaultdict(list)
+        if self.reader is not None and self.reader.rejected:  # committed first (see order)
+            path = workdir / "rejected.parquet"
+            pq.write_table(rejected_table(self.reader.rejected), path)
+            files[self.rejected_table].append(str(path))
         for load_id in self.pipeline.list_normalized_load_packages():
             package = self.pipeline.get_load_package_info(load_id)
             for job in package.jobs.get("new_jobs", []):
@@ -140,7 +170,9 @@ class _Extracted:
 def _extract(source: CompiledSource, catalog: Catalog, project_root: Path, workdir: Path,
              full_refresh: bool, environ: Mapping[str, str] | None,
              selected: Sequence[str] | None) -> _Extracted:
-    dlt_source = build_source(source, project_root, environ)
+    reader = (landing_reader(source.source_config, source.bad_rows)
+              if source.source_type == "filesystem" else None)
+    dlt_source = build_source(source, project_root, environ, reader)
     if selected is not None:
         dlt_source = dlt_source.with_resources(*selected)
     resources = list(dlt_source.selected_resources.keys())
@@ -150,11 +182,14 @@ def _extract(source: CompiledSource, catalog: Catalog, project_root: Path, workd
         pipeline_name=source.pipeline_name, pipelines_dir=str(workdir),
         destination=parquet_destination(), dataset_name=source.namespace)
     tokens: dict[str, str | None] | None = None
+    restored: dict[str, SourceState] = {}
     if not full_refresh:
         restored = restore_states(catalog, source.namespace, source.pipeline_name,
                                   [source.table_for(r) for r in resources])
         _inject_states(pipeline, source, resources, restored)
         tokens = {table: record.token for table, record in restored.items()}
+    first_load = tokens is None or all(
+        record.state is None for record in restored.values())
     column_ids: dict[str, ColumnIds] = {}
     if source.source_type == "sql_database":
         config = resolved_config(source, environ)
@@ -162,7 +197,9 @@ def _extract(source: CompiledSource, catalog: Catalog, project_root: Path, workd
                                        config.get("tables"))
     pipeline.extract(dlt_source)
     info = pipeline.normalize()
-    return _Extracted(pipeline, info, resources, transformers, tokens, column_ids)
+    return _Extracted(pipeline, info, resources, transformers, tokens, column_ids, reader,
+                      first_load, source.table_for(resources[0]) + REJECTED_SUFFIX
+                      if reader is not None else "")
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -221,10 +258,11 @@ def extract_with_retry(source: CompiledSource, catalog: Catalog, project_root: P
 
 def _commit_order(source: CompiledSource, extracted: _Extracted,
                   tables: list[str]) -> list[str]:
-    """Children (transformer resources) first: a parent's cursor must not commit ahead of
-    the rows fetched for it."""
+    """Children (transformer resources) and the quarantine table first: a parent's cursor must
+    not commit ahead of the rows fetched for it, nor a file cursor ahead of its bad rows."""
     resource_of = {source.table_for(r): r for r in extracted.resources}
-    return sorted(tables, key=lambda t: resource_of.get(t) not in extracted.transformers)
+    return sorted(tables, key=lambda t: t != extracted.rejected_table
+                  and resource_of.get(t) not in extracted.transformers)
 
 
 def _undo(catalog: Catalog, committed: list[tuple[str, str | None, CommitResult]]) -> bool:
@@ -241,17 +279,19 @@ def _undo(catalog: Catalog, committed: list[tuple[str, str | None, CommitResult]
 
 
 def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
-                full_refresh: bool) -> list[tuple[str, str | None, CommitResult]]:
+                full_refresh: bool, workdir: Path) -> list[tuple[str, str | None, CommitResult]]:
     results: list[tuple[str, str | None, CommitResult]] = []
     by_table = {source.table_for(r): r for r in extracted.resources}
-    files_by_table = extracted.files_by_table()
-    # tables fed by one another (a rest_api parent and its children) commit all or nothing
-    linked = bool(extracted.transformers) and len(extracted.resources) > 1
+    files_by_table = extracted.files_by_table(workdir)
+    # tables fed by one another (a rest_api parent and its children, a table and its
+    # quarantined rows) commit all or nothing
+    linked = ((bool(extracted.transformers) and len(extracted.resources) > 1)
+              or extracted.rejected_table in files_by_table)
     for table in _commit_order(source, extracted, list(files_by_table)):
         resource = by_table.get(table)
         root = resource is not None
-        # a table no resource is named after (a table_name override in the source config)
-        # is appended: the write mode and primary key are declared per resource
+        # a table no resource is named after (a table_name override in the source config, the
+        # quarantine table) is appended: the write mode and primary key are per resource
         write_mode = "replace" if full_refresh else (source.write_mode if root else "append")
         token = UNFENCED if extracted.tokens is None else extracted.tokens.get(table, UNFENCED)
         load = TableLoad(
@@ -302,23 +342,45 @@ def _root_cause(error: BaseException) -> BaseException:
     return error
 
 
-def _as_ingestion_error(source: CompiledSource, error: BaseException) -> IngestionError:
+def _as_ingestion_error(source: CompiledSource, error: BaseException, project_root: Path,
+                        environ: Mapping[str, str] | None) -> IngestionError:
     if isinstance(error, IngestionError):
         if error.wraps_cause and not error.explicit_category:  # a wrapper: its cause decides
             error.category = categorize_error(error)
         return error
     root = _root_cause(error)
     if isinstance(root, IngestionError):  # dlt wrapped one of ours (e.g. a timeout)
+        root.source_type = root.source_type or source.source_type
+        root.pipeline_name = root.pipeline_name or source.pipeline_name
+        root.destination_table = root.destination_table or source.destination_table
         return root
-    driver = missing_driver(root, source)
-    if driver is not None:
-        return driver
+    explained = (missing_driver(root, source)
+                 or explain_sql_mistake(root, source, project_root, environ))
+    if explained is not None:
+        return explained
     category = categorize_error(error)
     message = f"{type(root).__name__}: {mask(str(root))}"
     kind = SourceConnectionError if category is ErrorCategory.TRANSIENT else IngestionError
     return kind(message, source_type=source.source_type,
                 destination_table=source.destination_table,
                 pipeline_name=source.pipeline_name, category=category)
+
+
+def _landing_warnings(source: CompiledSource, project_root: Path, extracted: _Extracted,
+                      environ: Mapping[str, str] | None) -> list[str]:
+    """What a filesystem load should tell its user although it did not fail: bad rows it
+    skipped, and a first load that found no file (a later run finding no *new* file is the
+    normal, quiet case).  A landing folder that does not exist fails the load."""
+    if extracted.reader is None:
+        return []
+    warnings = list(extracted.reader.variants)
+    if extracted.reader.skipped:
+        warnings.append(f"skipped {extracted.reader.skipped} bad row(s) (bad_rows: skip)")
+    if not any(extracted.row_counts.values()):
+        why = empty_landing(source, project_root, environ)  # raises for a missing folder
+        if extracted.first_load:
+            warnings.append(why)
+    return warnings
 
 
 def _log_evolution(bound: Any, tables: Sequence[TableResult]) -> None:
@@ -348,6 +410,7 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
         bound.info("ingestion.start", status="running", full_refresh=full_refresh)
         try:
             with tempfile.TemporaryDirectory(prefix="floe-dlt-") as workroot:
+                warnings: list[str] = []
                 if source.source_type == "postgres_cdc":
                     committed, row_counts = _replicate(source, catalog, Path(workroot),
                                                        full_refresh, environ, deadline,
@@ -358,10 +421,12 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
                                                        Path(workroot), full_refresh, environ,
                                                        resources, retry_here)
                     deadline.check("extracting")
-                    committed = _commit_all(source, catalog, extracted, full_refresh)
-                    row_counts = extracted.info.row_counts
+                    warnings = _landing_warnings(source, project_root, extracted, environ)
+                    committed = _commit_all(source, catalog, extracted, full_refresh,
+                                            Path(workroot))
+                    row_counts = extracted.row_counts
         except Exception as exc:  # every failure becomes a result, with its category
-            error = _as_ingestion_error(source, exc)
+            error = _as_ingestion_error(source, exc, project_root, environ)
             status = "timeout" if isinstance(error, SourceTimeoutError) else "failed"
             duration = time.perf_counter() - started
             span.set_status(trace.Status(trace.StatusCode.ERROR, error.message))
@@ -389,5 +454,8 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
                              "ingestion.duration_seconds": duration})
         bound.info("ingestion.done", status="success", rows_loaded=rows, bytes_written=size,
                    duration_seconds=round(duration, 3))
+        for warning in warnings:
+            bound.warning("ingestion.warning", warning=warning)
         return IngestionResult(source=source.name, success=True, rows_loaded=rows,
-                               bytes_written=size, duration_seconds=duration, tables=tables)
+                               bytes_written=size, duration_seconds=duration, tables=tables,
+                               warnings=tuple(warnings))

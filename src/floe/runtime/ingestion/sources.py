@@ -15,9 +15,11 @@ from typing import Any
 import dlt
 from dlt.extract.source import DltSource
 
-from floe.artifacts import CompiledSource
+from floe.artifacts import BadRows, CompiledSource
 from floe.logs import register_secret_value
+from floe.runtime.ingestion.columns import column_guard
 from floe.runtime.ingestion.errors import MissingSourceDependencyError, PipelineConfigurationError
+from floe.runtime.ingestion.landing import FileReader
 from floe.secrets import MissingSecretError, resolve_secrets, secret_names
 
 _EXTRAS = {
@@ -185,35 +187,25 @@ def _sql_database(config: dict[str, Any], project_root: Path) -> DltSource:
     )
 
 
-def read_file(item: Any, file_format: str, delimiter: str = ",", encoding: str = "utf8"
-              ) -> Iterator[Any]:
-    """One landing file (a dlt ``FileItemDict``) as Arrow tables or batches."""
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-    import pyarrow.json as pa_json
-    import pyarrow.parquet as pq
+def landing_reader(config: Mapping[str, Any], bad_rows: BadRows = "fail") -> FileReader:
+    """A reader for one load of a filesystem source (it keeps the load's column types)."""
+    return FileReader(file_format(config), bad_rows, str(config.get("delimiter", ",")),
+                      str(config.get("encoding", "utf8")))
 
-    try:
-        with item.open() as handle:
-            if file_format == "csv":
-                yield pa_csv.read_csv(
-                    handle, read_options=pa_csv.ReadOptions(encoding=encoding),
-                    parse_options=pa_csv.ParseOptions(delimiter=delimiter))
-            elif file_format == "jsonl":
-                yield pa_json.read_json(handle)
-            else:
-                yield from pq.ParquetFile(handle).iter_batches(65_536)
-    except pa.ArrowInvalid as exc:  # name the file: "row 0" alone does not say where
-        raise ValueError(f"cannot read {item['file_name']} as {file_format}: {exc}") from None
+
+def read_file(item: Any, reader: FileReader) -> Iterator[Any]:
+    """One landing file (a dlt ``FileItemDict``) as Arrow."""
+    with item.open() as handle:
+        yield from reader.read(str(item["file_name"]), handle)
 
 
 @dlt.transformer(standalone=True)
-def read_arrow(items: Any, file_format: str = "csv", delimiter: str = ",",
-               encoding: str = "utf8") -> Any:
+def read_arrow(items: Any, reader: FileReader) -> Any:
     """Read listed files straight into Arrow: dlt's own readers go through pandas or dicts,
-    which costs several times more in extract + normalize."""
-    for item in items:
-        yield from read_file(item, file_format, delimiter, encoding)
+    which costs several times more in extract + normalize.  Oldest first, as landed: the
+    load's first file sets its column types."""
+    for item in sorted(items, key=lambda item: item["modification_date"]):
+        yield from read_file(item, reader)
 
 
 def file_format(config: Mapping[str, Any]) -> str:
@@ -248,17 +240,14 @@ def landing_files(config: dict[str, Any], project_root: Path) -> list[Any]:
     return sorted(items, key=lambda item: item["modification_date"])
 
 
-def _filesystem(config: dict[str, Any], source: CompiledSource, project_root: Path
-                ) -> DltSource:
-    fmt = file_format(config)
+def _filesystem(config: dict[str, Any], source: CompiledSource, project_root: Path,
+                reader: FileReader) -> DltSource:
     files = _files(config, project_root)
     if source.write_mode != "replace":
         # a landing folder only grows: read the files that are new or changed since the last
         # committed load (the file cursor is kept with the table, like any other cursor)
         files.apply_hints(incremental=dlt.sources.incremental("modification_date"))
-    reader = read_arrow(file_format=fmt, delimiter=str(config.get("delimiter", ",")),
-                        encoding=str(config.get("encoding", "utf8")))
-    resource = (files | reader).with_name(source.resources[0])
+    resource = (files | read_arrow(reader)).with_name(source.resources[0])
 
     @dlt.source(name=source.name)
     def landing() -> Any:
@@ -267,9 +256,37 @@ def _filesystem(config: dict[str, Any], source: CompiledSource, project_root: Pa
     return landing()
 
 
+def empty_landing(source: CompiledSource, project_root: Path,
+                  environ: Mapping[str, str] | None = None) -> str:
+    """Why a filesystem load found no file: a folder that does not exist is an error naming it;
+    otherwise the answer says what the glob missed and what is there instead."""
+    config = resolved_config(source, environ)
+    written = str(config["bucket_url"])
+    url = local_url(written, project_root)
+    if "://" not in url and not Path(url).is_dir():
+        raise PipelineConfigurationError(
+            f"landing folder {written} does not exist ({url}): create it, or fix "
+            "source_config.bucket_url", source_type=source.source_type,
+            destination_table=source.destination_table, pipeline_name=source.pipeline_name)
+    try:
+        there = [str(item["relative_path"]) for item in landing_files(
+            {**config, "file_glob": "**/*"}, project_root)]
+    except Exception as exc:  # a bucket that does not exist, no access...
+        raise PipelineConfigurationError(
+            f"cannot list landing folder {written}: {type(exc).__name__}: {exc}",
+            source_type=source.source_type, destination_table=source.destination_table,
+            pipeline_name=source.pipeline_name) from None
+    glob = str(config.get("file_glob", "*"))
+    shown = ", ".join(sorted(there)[:5]) + (", ..." if len(there) > 5 else "")
+    return (f"no file matches {glob} in {written}"
+            + (f" — {len(there)} other file(s) there: {shown}" if there else " — it is empty"))
+
+
 def build_source(source: CompiledSource, project_root: Path,
-                 environ: Mapping[str, str] | None = None) -> DltSource:
-    """The dlt source for ``source``, with hints for primary key and incremental cursor."""
+                 environ: Mapping[str, str] | None = None, reader: FileReader | None = None
+                 ) -> DltSource:
+    """The dlt source for ``source``, with hints for primary key and incremental cursor.
+    A filesystem source reads with ``reader`` (the caller keeps it to see its bad rows)."""
     config = resolved_config(source, environ)
     try:
         if source.source_type == "rest_api":
@@ -277,7 +294,8 @@ def build_source(source: CompiledSource, project_root: Path,
         elif source.source_type == "sql_database":
             dlt_source = _sql_database(config, project_root)
         else:
-            dlt_source = _filesystem(config, source, project_root)
+            reader = reader or landing_reader(config, source.bad_rows)
+            dlt_source = _filesystem(config, source, project_root, reader)
     except ImportError as exc:
         driver = missing_driver(exc, source)
         if driver is not None:
@@ -287,6 +305,10 @@ def build_source(source: CompiledSource, project_root: Path,
             f"pip install '{_EXTRAS[source.source_type]}'",
             source_type=source.source_type, pipeline_name=source.pipeline_name) from exc
     for name, resource in dlt_source.resources.items():
+        guard = column_guard(source, source.table_for(name),
+                             (lambda: reader.current_file) if reader is not None else None)
+        if guard is not None:  # added before the cursor hint: dlt's incremental step follows
+            resource.add_map(guard)
         hints: dict[str, Any] = {"table_name": source.table_for(name)}
         if source.primary_key:
             hints["primary_key"] = list(source.primary_key)
