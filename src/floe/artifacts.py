@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from floe.errors import ArtifactError
 
-ARTIFACTS_VERSION = "1.2"
+ARTIFACTS_VERSION = "1.3"
 """Bump the minor for additive changes readers may ignore, the major for breaking ones."""
 ARTIFACTS_SCHEMA_URL = "https://floe.dev/schemas/compiled_artifacts/v1.json"
 DEFAULT_ARTIFACTS_PATH = Path("target") / "compiled_artifacts.json"
@@ -230,6 +230,12 @@ class CompiledArtifacts(_Frozen):
     project_root: str = Field(
         description="the project directory, relative to the directory holding this file"
     )
+    inputs: dict[str, str] = Field(
+        default_factory=dict, description="the files compiled, relative to the project "
+        "folder -> their sha256: `floe run` refuses a floe.yaml edited since (1.3)")
+    vars_override: dict[str, Any] = Field(
+        default_factory=dict, description="the --vars of the compile, so `floe run --compile` "
+        "compiles the same way (1.3)")
     product: ProductInfo
     environment: EnvironmentConfig
     sources: tuple[CompiledSource, ...] = ()

@@ -44,9 +44,10 @@ FileOption = Annotated[Path, typer.Option(
 OutputOption = Annotated[Path, typer.Option(
     "--output", "-o", help="Folder for compiled_artifacts.json.", file_okay=False)]
 EnvOption = Annotated[str | None, typer.Option(
-    "--env", "-e", help="Environment from platform.yaml (default: dev).")]
+    "--env", "-e", help="Environment from platform.yaml.", show_default="dev")]
 VarsOption = Annotated[str | None, typer.Option(
-    "--vars", help="Override vars, as YAML/JSON: --vars '{start: \"2024-02-01\"}'.")]
+    "--vars", help="Override vars, as YAML/JSON: --vars '{start: \"2024-02-01\"}'.",
+    show_default="floe.yaml's vars")]
 
 
 def _print_lines(console: Console, text: str) -> None:
@@ -157,46 +158,87 @@ def _cell(value: Any) -> str:
 
 SelectOption = Annotated[list[str] | None, typer.Option(
     "--select", "-s", help="Only these sources (repeatable; a+ adds what depends on a, +a "
-    "what a depends on).")]
+    "what a depends on).", show_default="every source")]
 CompiledEnvOption = Annotated[str | None, typer.Option(
-    "--env", "-e", help="Refuse unless the artifact was compiled for this environment.")]
+    "--env", "-e", help="Refuse unless the artifact was compiled for this environment.",
+    show_default="any")]
 ArtifactsOption = Annotated[Path | None, typer.Option(
-    "--artifacts", "-a", help="Compiled artifacts [default: $FLOE_ARTIFACTS or "
-    "target/compiled_artifacts.json].", dir_okay=False)]
+    "--artifacts", "-a", help="The compiled artifact to read.", dir_okay=False,
+    show_default="$FLOE_ARTIFACTS or target/compiled_artifacts.json")]
 
 
 def _artifact_first(artifacts: Path | None, env: str | None = None,
-                    select: Sequence[str] | None = None) -> None:
+                    select: Sequence[str] | None = None, fresh: bool = False) -> None:
     """Read the artifact before importing the runtime (dlt, pyiceberg, pyarrow: ~2 s), so a
-    missing or stale artifact, an unknown --select name or an unset secret is said at once."""
+    missing or stale artifact, an unknown --select name or an unset secret is said at once.
+    ``fresh``: refuse an artifact whose floe.yaml or platform.yaml changed since it was
+    compiled (a run must never silently use the old one)."""
     from floe.runtime.project import (
+        changed_inputs,
         load_project,
         require_environment,
         require_secrets,
         select_sources,
+        stale_message,
     )
 
-    loaded = load_project(artifacts).artifacts
+    project = load_project(artifacts)
+    loaded = project.artifacts
     require_environment(loaded, env)
+    if fresh and (changed := changed_inputs(project)):
+        raise FloeError(stale_message(changed))
     if select is not None:
         require_secrets(loaded, select_sources(loaded, select))
+
+
+def _recompile(artifacts: Path | None, env: str | None) -> None:
+    """``floe run --compile``: compile the project the artifact came from, with the
+    environment and --vars it was compiled with (or ./floe.yaml when there is none yet)."""
+    from floe.runtime.project import artifacts_path_from_env, load_project
+
+    target = (artifacts or artifacts_path_from_env()).resolve()
+    file, vars_text, environment = Path("floe.yaml"), None, env
+    if target.exists():
+        try:
+            project = load_project(target)
+        except ArtifactError:
+            project = None
+        if project is not None:
+            names = list(project.artifacts.inputs)
+            file = project.root / (names[0] if names else "floe.yaml")
+            environment = env or project.artifacts.environment.name
+            if project.artifacts.vars_override:
+                import json
+
+                vars_text = json.dumps(project.artifacts.vars_override)
+    compiled = _compile(file, target.parent, environment, vars_text)
+    write_artifacts(compiled, target)
+    out.print(f"Compiled {compiled.product.name} {compiled.product.version}: "
+              f"{len(compiled.sources)} source(s), environment {compiled.environment.name} "
+              f"-> {target}")
 
 
 @app.command()
 def run(
     select: SelectOption = None,
     full_refresh: Annotated[bool, typer.Option(
-        "--full-refresh", help="Forget incremental cursors and replace the tables' contents.")
-    ] = False,
+        "--full-refresh", help="Forget incremental cursors and replace the tables' contents.",
+        show_default="off")] = False,
     artifacts: ArtifactsOption = None,
     env: CompiledEnvOption = None,
     threads: Annotated[int | None, typer.Option(
-        "--threads", help="Sources loaded at once, in depends_on order (default: "
-        "min(4, CPUs)).", min=1)] = None,
+        "--threads", help="Sources loaded at once, in depends_on order.", min=1,
+        show_default="min(4, CPUs)")] = None,
+    compile_first: Annotated[bool, typer.Option(
+        "--compile", help="Compile first (same environment and --vars as the artifact), "
+        "instead of stopping when floe.yaml changed since the last compile.",
+        show_default="off")] = False,
 ) -> None:
     """Load every source (or --select ones: a+ adds what depends on a, +a what a depends on)
     into Iceberg in dependency order, then run their checks and alerts."""
-    _artifact_first(artifacts, env, select or [])
+    if compile_first:
+        _recompile(artifacts, env)
+    _artifact_first(artifacts, env, select or [], fresh=True)
     from floe.runtime.console import run_with_progress
 
     failed = run_with_progress(out, artifacts, select or [], full_refresh, env,
@@ -231,15 +273,17 @@ def show(
 def changes(
     table: Annotated[str, typer.Argument(help="NAMESPACE.TABLE, e.g. bronze.orders")],
     since: Annotated[str | None, typer.Option(
-        "--since", help="Changes committed after this snapshot id or ISO time.")] = None,
+        "--since", help="Changes committed after this snapshot id or ISO time.",
+        show_default="the consumer's position, else the table's beginning")] = None,
     until: Annotated[str | None, typer.Option(
-        "--until", help="Up to this snapshot id or ISO time (default: now).")] = None,
+        "--until", help="Up to this snapshot id or ISO time.", show_default="now")] = None,
     consumer: Annotated[str | None, typer.Option(
         "--consumer", help="Read from where this consumer stopped, then record where it is "
-        "now (each change once).")] = None,
+        "now (each change once).", show_default="none")] = None,
     output_format: Annotated[str, typer.Option(
         "--format", help="table, jsonl or parquet (parquet needs -o).")] = "table",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write here.", show_default="the terminal")] = None,
     artifacts: ArtifactsOption = None,
     env: CompiledEnvOption = None,
 ) -> None:
@@ -259,7 +303,8 @@ def changes(
 @app.command()
 def verify(
     select: SelectOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON for machines.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON for machines.",
+                                          show_default="off")] = False,
     sample: Annotated[int, typer.Option(
         "--sample", help="Name up to this many differing keys per table.")] = 10,
     artifacts: ArtifactsOption = None,
@@ -342,8 +387,8 @@ def _root(
     version: Annotated[bool, typer.Option(
         "--version", callback=_version_callback, is_eager=True, help="Show the version.")] = False,
     log_level: Annotated[str | None, typer.Option(
-        "--log-level", help="debug, info, warning or error (default); also FLOE_LOG_LEVEL.")
-    ] = None,
+        "--log-level", help="debug, info, warning or error.",
+        show_default="$FLOE_LOG_LEVEL or error")] = None,
 ) -> None:
     configure_logging(log_level)
 

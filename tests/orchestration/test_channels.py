@@ -79,7 +79,7 @@ def test_a_failure_reaches_slack_teams_and_email(tmp_path: Path, httpserver: HTT
     done = _run(tmp_path, env)
     assert done.returncode == 1
     bodies = {request.path: json.loads(request.data) for request, _ in httpserver.log}
-    error = "ValueError: cannot read a.jsonl as jsonl"
+    error = "bad row at a.jsonl:1: not JSON: Expecting property name enclosed in double quotes"
     slack = bodies["/slack"]
     assert list(slack) == ["text"]
     assert slack["text"].startswith(f"floe shop: ingestion__orders__orders failed — {error}")

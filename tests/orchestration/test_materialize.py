@@ -112,6 +112,6 @@ def test_a_failed_load_fails_the_asset_and_leaves_the_table(tmp_path: Path) -> N
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_failure_data.error is not None
-    assert ("cannot read b.jsonl as jsonl: JSON parse error"
+    assert ("bad row at b.jsonl:1: not JSON: Expecting property name enclosed in double quotes"
             in failure.step_failure_data.error.message)
     assert [r["id"] for r in project.read("bronze.orders")] == [1, 2]

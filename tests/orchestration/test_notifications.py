@@ -54,7 +54,7 @@ def test_failure_posts_one_rendered_message_without_the_secret(
     assert body["run_id"] == run_id
     assert body["dagster_url"] == f"http://localhost:3000/runs/{run_id}"
     assert body["text"].startswith("floe shop: ingestion__orders__orders failure - ")
-    assert "cannot read b.jsonl as jsonl" in body["text"]
+    assert "bad row at b.jsonl:1: not JSON" in body["text"]
     assert body["text"].endswith(f"({run_id})")
     captured = capfd.readouterr()
     assert "T0KEN-s3cret" not in json.dumps(body) + captured.out + captured.err
@@ -69,28 +69,32 @@ def test_failed_checks_post_check_failure(tmp_path: Path, httpserver: HTTPServer
     with dg.instance_for_test() as instance:
         defs, result = _run(tmp_path, instance)
         assert not result.success  # freshness has error severity: it blocks
+        # sent by the check step itself: no daemon ran a sensor
+        [body] = _bodies(httpserver)
+        assert body["status"] == "check_failure"
+        assert body["error"] == "failed checks: ingestion__orders__orders:freshness__updated_at"
+        assert body["run_id"] == result.run_id
+        # the run-failure sensor (with a daemon) leaves it alone: never two messages
         context = dg.build_run_status_sensor_context(
             sensor_name="notify_0_on_failure", dagster_instance=instance,
             dagster_run=result.dagster_run, dagster_event=result.get_run_failure_event(),
         ).for_run_failure()
         defs.resolve_sensor_def("notify_0_on_failure")(context)
-    [body] = _bodies(httpserver)
-    assert body["status"] == "check_failure"
-    assert body["error"] == "failed checks: ingestion__orders__orders:freshness__updated_at"
+    assert len(_bodies(httpserver)) == 1
 
 
 def test_no_message_for_a_clean_run(tmp_path: Path, httpserver: HTTPServer,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """The entry asks for failure and check_failure only: a clean success says nothing."""
+    """The entry asks for failure and check_failure only: a clean success says nothing (the
+    checks step sends nothing, and no success sensor exists to ask the daemon for)."""
     monkeypatch.setenv("ALERT_WEBHOOK", httpserver.url_for(HOOK_PATH))
     drop_orders(tmp_path, fresh_orders(2))
     with dg.instance_for_test() as instance:
         defs, result = _run(tmp_path, instance)
-        context = dg.build_run_status_sensor_context(
-            sensor_name="notify_0_on_success", dagster_instance=instance,
-            dagster_run=result.dagster_run, dagster_event=result.get_run_success_event())
-        defs.resolve_sensor_def("notify_0_on_success")(context)
+        assert result.success
     assert _bodies(httpserver) == []
+    assert [s.name for s in defs.sensors if s.name.startswith("notify_")] == [
+        "notify_0_on_failure"]
 
 
 def test_unreachable_webhook_is_retried_then_logged_never_raised(

@@ -89,7 +89,7 @@ def _assert_location(answer: dict[str, Any]) -> None:
             for s in repository["schedules"]] == [
         ("ingest__orders__schedule", "15 6 * * *", "Europe/Paris")]
     assert {s["name"] for s in repository["sensors"]} == {
-        "ingest__orders__new_files", "notify_0_on_failure", "notify_0_on_success"}
+        "ingest__orders__new_files", "notify_0_on_failure"}
 
 
 def test_dagster_webserver_loads_the_module(tmp_path: Path) -> None:

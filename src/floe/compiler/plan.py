@@ -65,11 +65,23 @@ def _replication_changes(old: CompiledSource, new: CompiledSource) -> list[Chang
             if old.source_config.get(key) != new.source_config.get(key)]
 
 
+_WHERE = {"destination_table", "namespace", "table", "resources"}
+
+
+def landing_tables(source: CompiledSource) -> set[str]:
+    """The Iceberg tables a source lands in, by their resolved names (``bronze.customers``
+    whether floe.yaml wrote ``bronze.customers`` or ``bronze`` with ``tables: [customers]``)."""
+    return {f"{source.namespace}.{source.table_for(r)}" for r in source.resources}
+
+
 def _source_changes(old: CompiledSource, new: CompiledSource) -> list[Change]:
     before = old.model_dump(mode="json")
     after = new.model_dump(mode="json")
     changes = []
+    same_tables = bool(new.resources) and landing_tables(old) == landing_tables(new)
     for field, value in after.items():
+        if field in _WHERE and same_tables:  # written differently, the same tables
+            continue
         if field == "source_config" and new.source_type == "postgres_cdc" == old.source_type:
             changes += _replication_changes(old, new)
             continue

@@ -134,10 +134,17 @@ def compile_project(request: CompileRequest) -> CompiledArtifacts:
     inputs = [floe_doc.raw, platform_doc.raw if platform_doc else b"", env_name.encode(),
               json.dumps(request.vars_override or {}, sort_keys=True, default=str).encode(),
               json.dumps(sorted(context.env_vars_read.items())).encode()]
-    project_root = os.path.relpath(request.floe_file.resolve().parent,
-                                   request.output_dir.resolve())
-    return build_artifacts(floe_spec, env_name, environment, _inputs_sha256(inputs),
-                           Path(project_root).as_posix())
+    folder = request.floe_file.resolve().parent
+    project_root = os.path.relpath(folder, request.output_dir.resolve())
+    files = {request.floe_file.name: hashlib.sha256(floe_doc.raw).hexdigest()}
+    if platform_doc is not None:
+        platform_path = (folder / str(platform_ref)).resolve()
+        name = Path(os.path.relpath(platform_path, folder)).as_posix()
+        files[name] = hashlib.sha256(platform_doc.raw).hexdigest()
+    artifacts = build_artifacts(floe_spec, env_name, environment, _inputs_sha256(inputs),
+                                Path(project_root).as_posix())
+    return artifacts.model_copy(update={"inputs": files,
+                                        "vars_override": dict(request.vars_override or {})})
 
 
 def _choose_environment(

@@ -18,11 +18,12 @@ from rich.table import Table
 from floe.artifacts import CompiledArtifacts, CompiledSource
 from floe.errors import FloeError
 from floe.logs import mask
+from floe.runtime.cells import ID_COLUMN, name_column
 from floe.runtime.iceberg.catalog import connect
 from floe.runtime.iceberg.loads import total_rows
 from floe.runtime.iceberg.position_deletes import MERGE_MODE
 from floe.runtime.ingestion.result import IngestionResult
-from floe.runtime.notify import notify
+from floe.runtime.notify import Undelivered, notify
 from floe.runtime.order import run_in_order
 from floe.runtime.plugins import HealthState, IngestionConfig, load_ingestion_plugin
 from floe.runtime.project import (
@@ -79,7 +80,8 @@ def run_with_progress(console: Console, artifacts_path: Path | None, select: Seq
                                            project.root)]
     _print_summary(console, sources, results)
     failing = _print_checks(console, checks)
-    _notify(artifacts, sources, results, checks)
+    for undelivered in _notify(artifacts, sources, results, checks):
+        console.print(str(undelivered), markup=False, style="yellow")
     return sum(1 for r in results if not r.success) + failing
 
 
@@ -107,31 +109,35 @@ def _print_checks(console: Console, checks: Sequence[tuple[str, CheckOutcome]]) 
 
 def _notify(artifacts: CompiledArtifacts, sources: Sequence[CompiledSource],
             results: Sequence[IngestionResult], checks: Sequence[tuple[str, CheckOutcome]]
-            ) -> None:
-    """``notifications:`` fire for `floe run` too, so cron-driven runs alert like Dagster's."""
+            ) -> list[Undelivered]:
+    """``notifications:`` fire for `floe run` too, so cron-driven runs alert like Dagster's;
+    returns the alerts that could not be delivered."""
     if not artifacts.notifications:
-        return
+        return []
+    undelivered: list[Undelivered] = []
     run_id = uuid.uuid4().hex
     product, notifications = artifacts.product.name, artifacts.notifications
     for source, result in zip(sources, results, strict=True):
         if not result.success:
             assets = ", ".join(source.asset_name(r) for r in source.resources) or source.name
-            notify(product, notifications, "failure", asset=assets,
-                   error="; ".join(result.errors), run_id=run_id)
+            undelivered += notify(product, notifications, "failure", asset=assets,
+                                  error="; ".join(result.errors), run_id=run_id)
     failed = [f"{asset}:{outcome.name}" for asset, outcome in checks if not outcome.passed]
     if failed:
         assets = ", ".join(dict.fromkeys(name.split(":")[0] for name in failed))
-        notify(product, notifications, "check_failure", asset=assets,
-               error=f"failed checks: {', '.join(failed)}", run_id=run_id)
+        undelivered += notify(product, notifications, "check_failure", asset=assets,
+                              error=f"failed checks: {', '.join(failed)}", run_id=run_id)
     elif all(r.success for r in results):
         assets = ", ".join(source.asset_name(r) for source in sources
                            for r in source.resources)
-        notify(product, notifications, "success", asset=assets, error="", run_id=run_id)
+        undelivered += notify(product, notifications, "success", asset=assets, error="",
+                              run_id=run_id)
+    return undelivered
 
 
 def _print_summary(console: Console, sources: Sequence[CompiledSource],
                    results: Sequence[IngestionResult]) -> None:
-    table = Table("source", "table", "rows", "bytes", "seconds", "status", "schema changes",
+    table = Table("source", name_column(), "rows", "bytes", "seconds", "status", "schema changes",
                   title=f"floe run: {len(results)} source(s)")
     statuses = {"success": "[green]ok[/green]", "timeout": "[red]timeout[/red]",
                 "skipped": "[yellow]skipped[/yellow]"}
@@ -179,7 +185,8 @@ def print_tables(console: Console, artifacts_path: Path | None) -> None:
         console.print(f"no tables yet in catalog {catalog_config.name} "
                       f"({catalog_config.uri or catalog_config.type}): run `floe run` first")
         return
-    table = Table("table", "rows", "last snapshot", "committed at (UTC)", "operation")
+    table = Table(name_column(), "rows", "committed at (UTC)", "operation")
+    table.add_column("last snapshot", **ID_COLUMN)
     for identifier in identifiers:
         loaded = catalog.load_table(identifier)
         snapshot = loaded.current_snapshot()
@@ -187,8 +194,8 @@ def print_tables(console: Console, artifacts_path: Path | None) -> None:
         when = (dt.datetime.fromtimestamp(snapshot.timestamp_ms / 1000, dt.UTC)
                 .strftime("%Y-%m-%d %H:%M:%S") if snapshot else "")
         operation = snapshot.summary.operation.value if snapshot and snapshot.summary else ""
-        table.add_row(".".join(identifier), f"{rows:,}",
-                      str(snapshot.snapshot_id) if snapshot else "-", when, operation)
+        table.add_row(".".join(identifier), f"{rows:,}", when, operation,
+                      str(snapshot.snapshot_id) if snapshot else "-")
     console.print(table)
     _print_slot_lag(console, project.artifacts)
 
@@ -248,8 +255,10 @@ def print_table_details(console: Console, artifacts_path: Path | None, name: str
                   f"position-delete files: {totals.get('total-delete-files') or 0} "
                   f"({totals.get('total-position-deletes') or 0} rows; floe maintain "
                   "compacts them away)", markup=False)
-    snapshots = Table("snapshot", "committed at (UTC)", "operation", "added rows", "total rows",
-                      title="snapshots (newest last)")
+    snapshots = Table(title="snapshots (newest last)")
+    snapshots.add_column("snapshot", **ID_COLUMN)
+    for heading in ("committed at (UTC)", "operation", "added rows", "total rows"):
+        snapshots.add_column(heading)
     for snapshot in loaded.snapshots()[-10:]:
         summary = snapshot.summary
         snapshots.add_row(

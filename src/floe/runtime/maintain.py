@@ -193,13 +193,14 @@ def maintain_source(catalog: Catalog, source: CompiledSource, older_than: dt.tim
 
 def print_maintenance(console: Console, artifacts_path: Path | None, select: Sequence[str],
                       env: str | None, older_than: dt.timedelta, retain_last: int) -> None:
+    from floe.runtime.cells import name_column
     from floe.runtime.iceberg.catalog import connect
     from floe.runtime.project import load_project, require_environment, select_sources
 
     project = load_project(artifacts_path)
     require_environment(project.artifacts, env)
     catalog = connect(project)
-    table = RichTable("source", "table", "files", "snapshots", "done",
+    table = RichTable("source", name_column(), "files", "snapshots", "done",
                       title="floe maintain")
     for source in select_sources(project.artifacts, select):
         for report in maintain_source(catalog, source, older_than, retain_last):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import smtplib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -39,33 +40,62 @@ DEFAULT_TEMPLATES: dict[str, str] = {
 DEFAULT_SUBJECT = "[floe {{ product }}] {{ status }}: {{ asset }}"
 
 
-def deliver(target: str, send: Callable[[str], None], attempts: int = 3) -> bool:
-    """Call ``send`` with the resolved target until it works; True when it did."""
+@dataclass(frozen=True)
+class Undelivered:
+    """An alert that could not be sent after its retries: said where the user looks (the run's
+    output, the Dagster step's log), never with the target itself, which is a secret."""
+
+    channel: str
+    host: str  # the receiver's host (a webhook's path or an SMTP password never shows)
+    error: str
+    attempts: int
+
+    def __str__(self) -> str:
+        return (f"alert not delivered: {self.channel} to {self.host or 'an unset target'} "
+                f"failed after {self.attempts} attempt(s): {self.error}")
+
+
+def deliver(target: str, send: Callable[[str], None], attempts: int = 3,
+            channel: str = "webhook") -> Undelivered | None:
+    """Call ``send`` with the resolved target until it works; what failed, when it did not."""
+    host = ""
     try:
         resolved: str = resolve_secrets(target, os.environ)
         register_secret_value(resolved)
+        parts = urlsplit(resolved)
+        # HTTP clients name the path in their errors, and a Slack/Teams webhook's path is the
+        # credential itself (a short one like /alerts is not, and masking it everywhere would
+        # garble unrelated text); an SMTP URL's password too
+        for piece in (parts.path, parts.query):
+            if len(piece) >= 8:
+                register_secret_value(piece)
+        register_secret_value(parts.password or "")
+        host = parts.hostname or ""
         for attempt in Retrying(stop=stop_after_attempt(attempts), reraise=True,
                                 wait=wait_exponential(multiplier=0.5, max=4)):
             with attempt:
                 send(resolved)
-        return True
+        return None
     except Exception as exc:
         # the target is a secret: name the failure, never the address
         log.warning("notification.failed", error_type=type(exc).__name__,
                     error=mask(str(exc)), attempts=attempts)
-        return False
+        return Undelivered(channel, host, f"{type(exc).__name__}: {mask(str(exc))}",
+                           attempts)
 
 
 def notify(product: str, notifications: Sequence[NotificationConfig], event: NotificationEvent,
-           *, asset: str, error: str, run_id: str, dagster_url: str = "") -> int:
-    """Send ``event`` to every notification that asks for it; returns how many were sent."""
+           *, asset: str, error: str, run_id: str, dagster_url: str = "") -> list[Undelivered]:
+    """Send ``event`` to every notification that asks for it; returns what could not be."""
     values = {"product": product, "asset": asset, "status": event, "error": mask(error),
               "run_id": run_id, "dagster_url": dagster_url}
-    sent = 0
+    failed = []
     for notification in notifications:
         if event in notification.on:
-            sent += _send(notification, values)
-    return sent
+            undelivered = _send(notification, values)
+            if undelivered is not None:
+                failed.append(undelivered)
+    return failed
 
 
 def _post(payload: dict[str, Any]) -> Callable[[str], None]:
@@ -106,7 +136,7 @@ def _email(notification: NotificationConfig, subject: str, body: str
     return send
 
 
-def _send(notification: NotificationConfig, values: dict[str, str]) -> int:
+def _send(notification: NotificationConfig, values: dict[str, str]) -> Undelivered | None:
     template = notification.template or DEFAULT_TEMPLATES[values["status"]]
     message = render(template, **values)
     if notification.channel == "slack":
@@ -118,4 +148,4 @@ def _send(notification: NotificationConfig, values: dict[str, str]) -> int:
         send = _email(notification, subject, message)
     else:
         send = _post({"text": message, **values})
-    return int(deliver(notification.target, send))
+    return deliver(notification.target, send, channel=notification.channel)

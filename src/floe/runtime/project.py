@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -84,3 +85,23 @@ def require_secrets(artifacts: CompiledArtifacts, sources: Sequence[CompiledSour
     if sources and all(missing.values()):
         raise FloeError("; ".join(f"source {name}: {MissingSecretError(names[0])}"
                                   for name, names in missing.items()))
+
+
+def changed_inputs(project: RuntimeProject) -> list[str]:
+    """The files the artifact was compiled from that differ on disk now (floe.yaml,
+    platform.yaml).  A deployed artifact without its YAML next to it has none: it runs as
+    it is."""
+    changed = []
+    for name, digest in project.artifacts.inputs.items():
+        path = project.root / name
+        try:
+            if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+                changed.append(name)
+        except OSError:
+            continue
+    return changed
+
+
+def stale_message(changed: Sequence[str]) -> str:
+    return (f"{' and '.join(changed)} changed since the last floe compile: run floe compile, "
+            "or floe run --compile")

@@ -422,6 +422,7 @@ def print_verification(console: Console, artifacts_path: Path | None,
                        select: Sequence[str], env: str | None, as_json: bool,
                        sample: int) -> int:
     """The CLI: a table (or JSON) of every compared table; returns how many do not match."""
+    from floe.runtime.cells import name_column
     from floe.runtime.iceberg.catalog import connect
     from floe.runtime.project import load_project, require_environment, select_sources
 
@@ -433,7 +434,7 @@ def print_verification(console: Console, artifacts_path: Path | None,
     if as_json:
         print(json.dumps([{"source": s.name, **r.as_dict()} for s, r in results], indent=2))
         return failed
-    table = RichTable("source", "table", "status", "source rows", "bronze rows", "lag",
+    table = RichTable("source", name_column(), "status", "source rows", "bronze rows", "lag",
                       "details", title=f"floe verify: {len(results)} table(s)")
     colors = {"match": "green", "mismatch": "red", "not_comparable": "yellow"}
     for source, report in results:

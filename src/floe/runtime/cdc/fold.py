@@ -65,6 +65,7 @@ class TableFold:
     versions: dict[Key, _Version] = field(default_factory=dict)
     truncated: bool = False
     changes: int = 0
+    copied: int = 0  # rows of the first run's copy (reported as loaded, like the changes)
     base: list[pa.Table] = field(default_factory=list)  # the copy, as Arrow (no dict per row)
     _key_at: dict[tuple[str, ...], tuple[int, ...]] = field(default_factory=dict)
 
@@ -79,6 +80,7 @@ class TableFold:
         columns[LSN_COLUMN] = pa.array([lsn] * len(rows), pa.int64())
         columns[COMMITTED_COLUMN] = pa.array([committed_at] * len(rows), _TIMESTAMP)
         self.base.append(pa.table(columns))
+        self.copied += len(rows)
 
     def key_of(self, names: tuple[str, ...], values: tuple[Any, ...]) -> Key:
         at = self._key_at.get(names)

@@ -152,6 +152,7 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
             upserts = _write(workdir, f"{table}.upserts", fold.upserts(soft))
             deletes = [] if soft is not None else [
                 _write(workdir, f"{table}.deletes", fold.deletes())]
+            rows = fold.copied + fold.changes  # the copy's rows, then the changes on top
             fold.release()
             load = TableLoad(
                 identifier=(source.namespace, source.table_for(table)),
@@ -164,7 +165,7 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
                 partition_by=source.partition_by, sort_by=source.sort_by)
             bronze_table = source.table_for(table)
             committed.append((bronze_table, table, commit_table_load(catalog, load)))
-            counts[bronze_table] = fold.changes
+            counts[bronze_table] = rows
         pg.advance(upto)  # only now: every table holds what the slot gives up
     return committed, counts
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from floe.logs import configure_logging
+from floe.logs import configure_logging, get_logger
 from floe.runtime.dagster.assets import asset_key, ingestion_assets, quality_checks
 from floe.runtime.dagster.automation import ingestion_job, ingestion_schedule, new_files_sensor
 from floe.runtime.dagster.maintenance import maintenance_job, maintenance_schedule
 from floe.runtime.dagster.notifications import notification_sensors
 from floe.runtime.ingestion.plugin import DltIngestionPlugin
-from floe.runtime.project import RuntimeProject, load_project
+from floe.runtime.project import RuntimeProject, changed_inputs, load_project, stale_message
 
 __all__ = ["asset_key", "build_definitions", "definitions_for"]
 
@@ -39,7 +39,7 @@ def definitions_for(project: RuntimeProject) -> dg.Definitions:
         assets.append(definition)
         keys = list(definition.keys)
         for name in _resources(definition):
-            check = quality_checks(source, name, plugin)
+            check = quality_checks(artifacts, source, name, plugin)
             if check is not None:
                 checks.append(check)
         job = ingestion_job(source, keys)
@@ -65,5 +65,12 @@ def _resources(definition: dg.AssetsDefinition) -> list[str]:
 
 def build_definitions(artifacts_path: Path | None = None) -> dg.Definitions:
     """The code location for ``artifacts_path`` (default: ``$FLOE_ARTIFACTS`` or
-    ``target/compiled_artifacts.json``); a missing or incompatible artifact fails loudly."""
-    return definitions_for(load_project(artifacts_path))
+    ``target/compiled_artifacts.json``); a missing or incompatible artifact fails loudly.
+    An artifact older than its floe.yaml loads (a code location must not go down for it),
+    with a warning in the code location's log."""
+    project = load_project(artifacts_path)
+    changed = changed_inputs(project)
+    if changed:
+        get_logger("floe.dagster").warning("artifact.stale", artifact=str(project.artifacts_path),
+                                           message=stale_message(changed))
+    return definitions_for(project)

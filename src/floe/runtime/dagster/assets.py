@@ -25,8 +25,10 @@ from pyiceberg.exceptions import NoSuchTableError
 
 from floe.artifacts import CompiledArtifacts, CompiledSource
 from floe.runtime.dagster.lineage import lineage_run
+from floe.runtime.dagster.notifications import check_failure_alerts
 from floe.runtime.iceberg.loads import total_rows
 from floe.runtime.ingestion.errors import ErrorCategory
+from floe.runtime.ingestion.landing import REJECTED_SUFFIX
 from floe.runtime.ingestion.plugin import DltIngestionPlugin
 from floe.runtime.ingestion.result import IngestionResult, TableResult
 from floe.runtime.ingestion.runner import parquet_destination
@@ -155,6 +157,12 @@ def _materializations(source: CompiledSource, keys: dict[dg.AssetKey, str],
             metadata["dagster/row_count"] = table.total_rows
         if table is not None:
             metadata.update(_evolution_metadata([table]))
+        if result.warnings:  # skipped bad rows, variant columns, a glob that matched nothing
+            metadata["warnings"] = "\n".join(result.warnings)
+        quarantined = [t for t in result.tables if t.table.endswith(REJECTED_SUFFIX)]
+        if quarantined:
+            metadata["rows_quarantined"] = sum(t.rows_loaded for t in quarantined)
+            metadata["quarantine_table"] = quarantined[0].table
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
@@ -211,8 +219,8 @@ def ingestion_assets(artifacts: CompiledArtifacts, source: CompiledSource,
     return _ingest
 
 
-def quality_checks(source: CompiledSource, resource: str, plugin: DltIngestionPlugin
-                   ) -> dg.AssetChecksDefinition | None:
+def quality_checks(artifacts: CompiledArtifacts, source: CompiledSource, resource: str,
+                   plugin: DltIngestionPlugin) -> dg.AssetChecksDefinition | None:
     """The source's ``checks:`` on one resource's table, read after each materialization."""
     if not source.checks or source.schema_asset is not None:
         return None  # a whole-schema asset has no one table to check (floe run checks each)
@@ -227,15 +235,19 @@ def quality_checks(source: CompiledSource, resource: str, plugin: DltIngestionPl
     def _checks(context: AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
         table = plugin.catalog().load_table(identifier)
         wanted = {k.name for k in context.selected_asset_check_keys}
+        failed: list[str] = []
         for check in source.checks:
             if check_name(check) not in wanted:
                 continue
             outcome = evaluate(table, check, source, resource, plugin.project_root)
+            if not outcome.passed:
+                failed.append(f"{key.to_user_string()}:{outcome.name}")
             yield dg.AssetCheckResult(
                 asset_key=key, check_name=outcome.name, passed=outcome.passed,
                 severity=dg.AssetCheckSeverity.WARN if outcome.severity == "warn"
                 else dg.AssetCheckSeverity.ERROR,
                 description=outcome.message,
                 metadata={"message": outcome.message, **outcome.metadata})
+        check_failure_alerts(artifacts, key.to_user_string(), failed, context)
 
     return _checks

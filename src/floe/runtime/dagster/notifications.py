@@ -1,4 +1,10 @@
-"""``notifications:`` as Dagster run-status sensors (rendering and delivery: ``notify.py``)."""
+"""``notifications:`` as Dagster run-status sensors (rendering and delivery: ``notify.py``).
+
+``failure`` and ``success`` alerts need the Dagster daemon (it runs the sensors).  A
+``check_failure`` alert is sent by the check step itself (``check_failure_alerts``), so it goes
+out under ``dagster asset materialize`` or any run without a daemon too, and the sensors leave
+it alone (never twice).
+"""
 
 from __future__ import annotations
 
@@ -40,8 +46,23 @@ def _send(artifacts: CompiledArtifacts, notification: NotificationConfig,
           status: NotificationEvent, context: dg.RunStatusSensorContext, error: str) -> None:
     run = context.dagster_run
     ui = os.environ.get(UI_URL_ENV, "http://localhost:3000").rstrip("/")
-    notify(artifacts.product.name, [notification], status, asset=_assets(context),
-           error=error, run_id=run.run_id, dagster_url=f"{ui}/runs/{run.run_id}")
+    for undelivered in notify(artifacts.product.name, [notification], status,
+                              asset=_assets(context), error=error, run_id=run.run_id,
+                              dagster_url=f"{ui}/runs/{run.run_id}"):
+        context.log.warning(str(undelivered))
+
+
+def check_failure_alerts(artifacts: CompiledArtifacts, asset: str, failed: list[str],
+                         context: dg.AssetCheckExecutionContext) -> None:
+    """``check_failure`` from the step that evaluated the checks: no daemon needed."""
+    if not failed:
+        return
+    ui = os.environ.get(UI_URL_ENV, "http://localhost:3000").rstrip("/")
+    for undelivered in notify(artifacts.product.name, artifacts.notifications, "check_failure",
+                              asset=asset, error=f"failed checks: {', '.join(failed)}",
+                              run_id=context.run.run_id,
+                              dagster_url=f"{ui}/runs/{context.run.run_id}"):
+        context.log.warning(str(undelivered))
 
 
 def notification_sensors(artifacts: CompiledArtifacts) -> Iterator[dg.SensorDefinition]:
@@ -52,7 +73,7 @@ def notification_sensors(artifacts: CompiledArtifacts) -> Iterator[dg.SensorDefi
 def _sensors_for(artifacts: CompiledArtifacts, index: int, notification: NotificationConfig
                  ) -> Iterator[dg.SensorDefinition]:
     running = dg.DefaultSensorStatus.RUNNING
-    if "failure" in notification.on or "check_failure" in notification.on:
+    if "failure" in notification.on:
         @dg.run_failure_sensor(name=f"notify_{index}_on_failure", default_status=running)
         def _on_failure(context: dg.RunFailureSensorContext) -> None:
             error = context.failure_event.message or "run failed"
@@ -61,25 +82,17 @@ def _sensors_for(artifacts: CompiledArtifacts, index: int, notification: Notific
                       if e.step_failure_data and e.step_failure_data.error]
             if errors:
                 error = errors[0].message.strip()
-            # a run failed only by blocking (error-severity) checks is a check failure
+            # a run failed only by blocking (error-severity) checks: the check step alerted
             if errors and all(e.cls_name == "DagsterAssetCheckFailedError" for e in errors):
-                if "check_failure" in notification.on:
-                    _send(artifacts, notification, "check_failure", context,
-                          f"failed checks: {', '.join(_failed_checks(context))}")
                 return
-            if "failure" in notification.on:
-                _send(artifacts, notification, "failure", context, error)
+            _send(artifacts, notification, "failure", context, error)
 
         yield _on_failure
-    if "success" in notification.on or "check_failure" in notification.on:
+    if "success" in notification.on:
         @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS,
                               name=f"notify_{index}_on_success", default_status=running)
         def _on_success(context: dg.RunStatusSensorContext) -> None:
-            failed = _failed_checks(context) if "check_failure" in notification.on else []
-            if failed:
-                _send(artifacts, notification, "check_failure", context,
-                      f"failed checks: {', '.join(failed)}")
-            elif "success" in notification.on:
+            if not _failed_checks(context):  # failed checks alerted from their step
                 _send(artifacts, notification, "success", context, "")
 
         yield _on_success
