@@ -174,7 +174,8 @@ def test_slack_teams_email(tmp_path: Path) -> None:
                 (folder / "received.jsonl").read_text().splitlines()]
     slack, teams = sorted(received, key=lambda r: r["path"])
     assert slack["body"]["text"].startswith(
-        "floe alerts_demo: ingestion__orders__orders failed — bad row at orders_2.jsonl:1: not JSON: Expecting ',' delimiter at column 24")
+        "floe alerts_demo: ingestion__orders__orders failed — bad row at orders_2.jsonl:1: "
+        "not JSON: Expecting ',' delimiter at column 24")
     title, text = teams["body"]["attachments"][0]["content"]["body"]
     assert title["text"] == "[floe alerts_demo] failure: ingestion__orders__orders"
     assert text["text"] == slack["body"]["text"]
@@ -182,7 +183,8 @@ def test_slack_teams_email(tmp_path: Path) -> None:
     assert inbox.startswith("Subject: [alerts_demo] ingestion__orders__orders: failure\n"
                             "From: floe@shop.example\nTo: data@shop.example\n\n"
                             "ingestion__orders__orders failure in alerts_demo.\n"
-                            "bad row at orders_2.jsonl:1: not JSON: Expecting ',' delimiter at column 24")
+                            "bad row at orders_2.jsonl:1: not JSON: Expecting ',' "
+                            "delimiter at column 24")
 
 
 def test_schema_contracts(tmp_path: Path) -> None:
@@ -231,7 +233,8 @@ def test_notifications(tmp_path: Path) -> None:
                  (folder / "received.jsonl").read_text().splitlines()]
     assert message["status"] == "failure"
     assert message["text"].startswith(
-        "floe alerts_demo: ingestion__orders__orders failure - bad row at orders_2.jsonl:1: not JSON: Expecting ',' delimiter at column 24")
+        "floe alerts_demo: ingestion__orders__orders failure - bad row at orders_2.jsonl:1: "
+        "not JSON: Expecting ',' delimiter at column 24")
     assert "hooks/T000" not in output  # the webhook URL is a secret
     assert "hooks/T000" not in (folder / "target" / "compiled_artifacts.json").read_text()
 
