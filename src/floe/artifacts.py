@@ -22,7 +22,7 @@ ARTIFACTS_VERSION = "1.3"
 ARTIFACTS_SCHEMA_URL = "https://floe.dev/schemas/compiled_artifacts/v1.json"
 DEFAULT_ARTIFACTS_PATH = Path("target") / "compiled_artifacts.json"
 
-SourceType = Literal["rest_api", "sql_database", "filesystem", "postgres_cdc"]
+SourceType = Literal["rest_api", "sql_database", "filesystem", "postgres_cdc", "python"]
 Deletes = Literal["hard", "soft"]
 BadRows = Literal["fail", "skip", "quarantine"]
 WriteMode = Literal["append", "replace", "merge"]
@@ -195,6 +195,9 @@ class CompiledSource(_Frozen):
     schedule: ScheduleConfig | None = None
     timeout_seconds: int | None = None
     checks: tuple[CheckConfig, ...] = ()
+    declared: tuple[str, ...] = Field(
+        default=(), description="python sources: the hints floe.yaml sets itself (write_mode, "
+        "primary_key, merge_strategy); the others come from the dlt resource's own hints")
     bad_rows: BadRows = Field(
         default="fail", description="filesystem csv/jsonl: a malformed row fails the load, is "
         "skipped (counted), or is kept in <table>__rejected with its file, line and error")

@@ -127,6 +127,13 @@ def replication_names(product: str, source: str, config: dict[str, Any]) -> dict
             "publication_name": config.get("publication_name") or slot}
 
 
+def _declared(spec: SourceSpec, defaults: Defaults) -> tuple[str, ...]:
+    """The load hints floe.yaml sets for a python source (its defaults: included); the
+    others are the resource's own."""
+    return tuple(key for key in ("write_mode", "primary_key", "merge_strategy")
+                 if getattr(spec, key) is not None or getattr(defaults, key, None) is not None)
+
+
 def _source(spec: SourceSpec, defaults: Defaults, product: str) -> CompiledSource:
     cdc = spec.source_type == "postgres_cdc"
     write_mode = "merge" if cdc else spec.write_mode or defaults.write_mode or "append"
@@ -165,6 +172,7 @@ def _source(spec: SourceSpec, defaults: Defaults, product: str) -> CompiledSourc
         timeout_seconds=spec.timeout_seconds or defaults.timeout_seconds,
         checks=tuple(_check(c) for c in spec.checks),
         bad_rows=spec.bad_rows or "fail",
+        declared=_declared(spec, defaults) if spec.source_type == "python" else (),
         source_config=replication_names(product, spec.name, spec.source_config) if cdc
         else spec.source_config,
     )

@@ -10,6 +10,7 @@ import difflib
 import re
 import zoneinfo
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ from croniter import croniter
 
 from floe.compiler.graph import check_dependencies
 from floe.compiler.positions import SourceMap
+from floe.compiler.python_ref import check_reference
 from floe.compiler.render import check_template_syntax
 from floe.errors import Diagnostic, KeyPath
 from floe.layout import FORMS, parse_partition, parse_sort, rejoin
@@ -41,6 +43,8 @@ _SOURCE_CONFIG_KEYS: dict[str, dict[str, str]] = {
         "bucket_url": "string", "file_glob": "string", "format": "string",
         "credentials": "mapping", "encoding": "string", "delimiter": "string",
     },
+    "python": {"function": "string (module:function)", "args": "mapping",
+               "resources": "list"},
     "postgres_cdc": {
         "credentials": "string", "schema": "string", "tables": "list",
         "slot_name": "string", "publication_name": "string",
@@ -177,7 +181,8 @@ def _check_write_mode(
         yield where.diagnostic(
             (*path, "deletes"), "deletes: soft needs a delete_column on this source type",
             "add `delete_column: is_deleted` (soft keeps the row with its marker)")
-    if mode == "merge" and primary_key in (None, "", []):
+    python = source.get("source_type") == "python"  # its resources may name their own key
+    if mode == "merge" and primary_key in (None, "", []) and not python:
         yield where.diagnostic(
             mode_path, "write_mode merge needs a primary_key",
             "add `primary_key: id` (or a list of columns) so rows can be matched")
@@ -228,6 +233,8 @@ def resource_names(source_type: Any, config: dict[str, Any]) -> list[str]:
         return names
     if source_type in ("sql_database", "postgres_cdc"):
         return [t for t in _list(config.get("tables")) if isinstance(t, str)]
+    if source_type == "python":
+        return [r for r in _list(config.get("resources")) if isinstance(r, str)]
     return []
 
 
@@ -253,6 +260,8 @@ def _check_source_config(
         yield from _check_sql_database(config, config_path, where)
     elif source_type == "postgres_cdc":
         yield from _check_postgres_cdc(config, config_path, where)
+    elif source_type == "python":
+        yield from _check_python(config, config_path, where)
     else:
         yield from _check_filesystem(config, config_path, where)
     destination = source.get("destination_table")
@@ -325,6 +334,39 @@ def _check_postgres_cdc(config: dict[str, Any], path: KeyPath, where: SourceMap
             yield where.diagnostic(
                 (*path, key), f"'{name}' is not a valid PostgreSQL {key.replace('_', ' ')}",
                 "lowercase letters, digits and underscores, at most 63")
+
+
+def _check_python(config: dict[str, Any], path: KeyPath, where: SourceMap
+                  ) -> Iterator[Diagnostic]:
+    """The shape of a python source (where its function lives: ``check_python_functions``)."""
+    yield from _require(config, "function", path, where, "python",
+                        "function: sources.stripe:stripe_source (module:function)")
+    if "args" in config and not isinstance(config["args"], dict):
+        yield where.diagnostic((*path, "args"), "args must be a mapping of keyword arguments",
+                               "args: {start_date: '2024-01-01'}")
+    resources = config.get("resources")
+    if resources is not None and (not isinstance(resources, list) or not resources
+                                  or not all(isinstance(r, str) and r for r in resources)):
+        yield where.diagnostic((*path, "resources"), "resources must be a list of resource names",
+                               "resources: [customers, charges]")
+
+
+def check_python_functions(floe: dict[str, Any], where: SourceMap, project_dir: Path
+                           ) -> list[Diagnostic]:
+    """Each python source's ``function``: found where the run will import it from, by
+    reading (never running) the project's modules."""
+    found = []
+    for index, source in enumerate(_list(floe.get("sources"))):
+        if not isinstance(source, dict) or source.get("source_type") != "python":
+            continue
+        reference = _dict(source.get("source_config")).get("function")
+        if not isinstance(reference, str) or not reference:
+            continue
+        problem = check_reference(reference, project_dir)
+        if problem is not None:
+            found.append(where.diagnostic(("sources", index, "source_config", "function"),
+                                          problem.message, problem.hint))
+    return found
 
 
 def _check_filesystem(config: dict[str, Any], path: KeyPath, where: SourceMap

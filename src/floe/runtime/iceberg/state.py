@@ -19,7 +19,7 @@ from typing import Any
 
 from dlt.common.json import json as dlt_json
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
@@ -88,6 +88,24 @@ def restore_states(catalog: Catalog, namespace: str, source_key: str,
         except NoSuchTableError:
             restored[name] = SourceState(None, None)
     return restored
+
+
+def tables_with_record(catalog: Catalog, namespace: str, source_key: str) -> list[str]:
+    """The tables of ``namespace`` that hold a record of ``source_key``: where a source whose
+    resources are only known once it runs (a python source) left its state."""
+    try:
+        identifiers = catalog.list_tables(namespace)
+    except NoSuchNamespaceError:
+        return []
+    found = []
+    for identifier in identifiers:
+        try:
+            table = catalog.load_table(identifier)
+        except NoSuchTableError:
+            continue
+        if read_source_state(table, source_key).state is not None:
+            found.append(identifier[-1])
+    return found
 
 
 def read_committed_state(table: Table, source_key: str) -> dict[str, Any] | None:

@@ -39,7 +39,7 @@ from floe.artifacts import CompiledSource
 from floe.logs import get_logger, mask
 from floe.runtime.iceberg.commit import commit_table_load, undo_commit
 from floe.runtime.iceberg.loads import UNFENCED, CommitResult, TableLoad
-from floe.runtime.iceberg.state import SourceState, restore_states
+from floe.runtime.iceberg.state import SourceState, restore_states, tables_with_record
 from floe.runtime.ingestion.column_identity import ColumnIds, source_column_ids
 from floe.runtime.ingestion.deadline import Deadline
 from floe.runtime.ingestion.errors import (
@@ -60,6 +60,8 @@ from floe.runtime.ingestion.sources import (
     resolved_config,
 )
 from floe.runtime.ingestion.sql_mistakes import explain_sql_mistake
+from floe.runtime.python_source import LoadHints, resource_hints
+from floe.runtime.python_source.frames import user_error
 
 # dlt sets its logger level from its own config on every pipeline; keep its chatter out of the
 # CLI unless the user asked for more (FLOE_LOG_LEVEL / --log-level still applies to floe's logs).
@@ -101,26 +103,36 @@ def _inject_states(pipeline: Pipeline, source: CompiledSource, resources: list[s
             if record is None or record.state is None:
                 continue
             saved = record.state
-            section = sources.setdefault(saved["section"], {}).setdefault("resources", {})
+            source_section = sources.setdefault(saved["section"], {})
+            # source-level state (dlt.current.source_state(): a queue offset, a token) is the
+            # same in every table of the load, which commit all or nothing
+            source_section.update(saved.get("source", {}))
+            section = source_section.setdefault("resources", {})
             if "resources" in saved:
                 section.update(saved["resources"])
             else:
                 section[resource] = saved["state"]
 
 
-def _resource_state(pipeline: Pipeline, resource: str, only_resource: bool
-                    ) -> dict[str, Any] | None:
+def _resource_state(pipeline: Pipeline, resource: str, only_resource: bool,
+                    with_source_state: bool = False) -> dict[str, Any] | None:
     """The state to commit with ``resource``'s table.
 
     A source with one resource commits its whole section: dlt keeps some cursors under
-    derived names (the filesystem file cursor lives under ``filesystem_<resource>``).
+    derived names (the filesystem file cursor lives under ``filesystem_<resource>``).  A python
+    source's own source-level keys (``dlt.current.source_state()``) go with every table.
     """
     for section, section_state in pipeline.state.get("sources", {}).items():
         resources = section_state.get("resources", {})
-        if only_resource and resources:
-            return {"section": section, "resources": resources}
-        if resources.get(resource) is not None:
-            return {"section": section, "state": resources[resource]}
+        shared = {k: v for k, v in section_state.items() if k != "resources"} \
+            if with_source_state else {}
+        record: dict[str, Any] | None = None
+        if only_resource and (resources or shared):
+            record = {"section": section, "resources": resources}
+        elif resources.get(resource) is not None or shared:
+            record = {"section": section, "state": resources.get(resource, {})}
+        if record is not None:
+            return {**record, "source": shared} if shared else record
     return None
 
 
@@ -128,11 +140,13 @@ class _Extracted:
     def __init__(self, pipeline: Pipeline, info: NormalizeInfo, resources: list[str],
                  transformers: set[str], tokens: dict[str, str | None] | None,
                  column_ids: dict[str, ColumnIds], reader: FileReader | None = None,
-                 first_load: bool = False, rejected_table: str = "") -> None:
+                 first_load: bool = False, rejected_table: str = "",
+                 hints: dict[str, LoadHints] | None = None) -> None:
         self.pipeline = pipeline
         self.reader = reader  # a filesystem source's: its bad rows, skipped or quarantined
         self.first_load = first_load  # no table held a state for this source yet
         self.rejected_table = rejected_table  # where quarantined rows land
+        self.hints = hints or {}  # python sources: per resource, floe.yaml's or its own
         self.column_ids = column_ids  # source table -> {attnum: name} (PostgreSQL)
         self.info = info
         self.resources = resources
@@ -172,22 +186,34 @@ def _extract(source: CompiledSource, catalog: Catalog, project_root: Path, workd
              selected: Sequence[str] | None) -> _Extracted:
     reader = (landing_reader(source.source_config, source.bad_rows)
               if source.source_type == "filesystem" else None)
+    pipeline = dlt.pipeline(
+        pipeline_name=source.pipeline_name, pipelines_dir=str(workdir),
+        destination=parquet_destination(), dataset_name=source.namespace)
+    restored: dict[str, SourceState] = {}
+    python = source.source_type == "python"
+    if python and not full_refresh:
+        # a python source may read its state when it is called (dlt.current.source_state()):
+        # restore it into the active pipeline first, from the tables it has loaded so far
+        known = list(source.resources) or tables_with_record(catalog, source.namespace,
+                                                             source.pipeline_name)
+        restored = restore_states(catalog, source.namespace, source.pipeline_name,
+                                  [source.table_for(r) for r in known])
+        _inject_states(pipeline, source, known, restored)
     dlt_source = build_source(source, project_root, environ, reader)
     if selected is not None:
         dlt_source = dlt_source.with_resources(*selected)
     resources = list(dlt_source.selected_resources.keys())
+    hints = resource_hints(dlt_source, source) if python else None
     transformers = {name for name, resource in dlt_source.selected_resources.items()
                     if resource.is_transformer}
-    pipeline = dlt.pipeline(
-        pipeline_name=source.pipeline_name, pipelines_dir=str(workdir),
-        destination=parquet_destination(), dataset_name=source.namespace)
     tokens: dict[str, str | None] | None = None
-    restored: dict[str, SourceState] = {}
     if not full_refresh:
-        restored = restore_states(catalog, source.namespace, source.pipeline_name,
-                                  [source.table_for(r) for r in resources])
-        _inject_states(pipeline, source, resources, restored)
-        tokens = {table: record.token for table, record in restored.items()}
+        tables = [source.table_for(r) for r in resources]
+        restored.update(restore_states(catalog, source.namespace, source.pipeline_name,
+                                       [t for t in tables if t not in restored]))
+        if not python:
+            _inject_states(pipeline, source, resources, restored)
+        tokens = {table: restored[table].token for table in tables}
     first_load = tokens is None or all(
         record.state is None for record in restored.values())
     column_ids: dict[str, ColumnIds] = {}
@@ -199,7 +225,7 @@ def _extract(source: CompiledSource, catalog: Catalog, project_root: Path, workd
     info = pipeline.normalize()
     return _Extracted(pipeline, info, resources, transformers, tokens, column_ids, reader,
                       first_load, source.table_for(resources[0]) + REJECTED_SUFFIX
-                      if reader is not None else "")
+                      if reader is not None else "", hints)
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -285,23 +311,27 @@ def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
     files_by_table = extracted.files_by_table(workdir)
     # tables fed by one another (a rest_api parent and its children, a table and its
     # quarantined rows) commit all or nothing
-    linked = ((bool(extracted.transformers) and len(extracted.resources) > 1)
+    python = source.source_type == "python"
+    linked = (((bool(extracted.transformers) or python) and len(files_by_table) > 1)
               or extracted.rejected_table in files_by_table)
     for table in _commit_order(source, extracted, list(files_by_table)):
         resource = by_table.get(table)
         root = resource is not None
         # a table no resource is named after (a table_name override in the source config, the
         # quarantine table) is appended: the write mode and primary key are per resource
-        write_mode = "replace" if full_refresh else (source.write_mode if root else "append")
+        hint = extracted.hints.get(resource) if resource else None
+        declared_mode = hint.write_mode if hint else source.write_mode
+        write_mode = "replace" if full_refresh else (declared_mode if root else "append")
         token = UNFENCED if extracted.tokens is None else extracted.tokens.get(table, UNFENCED)
         load = TableLoad(
             identifier=_identifier(source, table), files=files_by_table[table],
             write_mode=write_mode,
-            merge_strategy=source.merge_strategy if root else None,
-            primary_key=source.primary_key if root else (),
+            merge_strategy=(hint.merge_strategy if hint else source.merge_strategy)
+            if root else None,
+            primary_key=(hint.primary_key if hint else source.primary_key) if root else (),
             schema_contract=source.schema_contract,
-            state=_resource_state(extracted.pipeline, resource, len(extracted.resources) == 1)
-            if resource else None,
+            state=_resource_state(extracted.pipeline, resource, len(extracted.resources) == 1,
+                                  with_source_state=python) if resource else None,
             load_id=extracted.load_id(), source_key=source.pipeline_name,
             expected_token=token, recreate=full_refresh,
             # soft deletes keep the marked row as it came: only hard ones remove the key
@@ -358,6 +388,8 @@ def _as_ingestion_error(source: CompiledSource, error: BaseException, project_ro
                  or explain_sql_mistake(root, source, project_root, environ))
     if explained is not None:
         return explained
+    if source.source_type == "python":  # the user's code failed: their error, their frame
+        return user_error(root, f"python source {source.name}", source, project_root)
     category = categorize_error(error)
     message = f"{type(root).__name__}: {mask(str(root))}"
     kind = SourceConnectionError if category is ErrorCategory.TRANSIENT else IngestionError

@@ -18,7 +18,11 @@ from dlt.extract.source import DltSource
 from floe.artifacts import BadRows, CompiledSource
 from floe.logs import register_secret_value
 from floe.runtime.ingestion.columns import column_guard
-from floe.runtime.ingestion.errors import MissingSourceDependencyError, PipelineConfigurationError
+from floe.runtime.ingestion.errors import (
+    IngestionError,
+    MissingSourceDependencyError,
+    PipelineConfigurationError,
+)
 from floe.runtime.ingestion.landing import FileReader
 from floe.secrets import MissingSecretError, resolve_secrets, secret_names
 
@@ -293,9 +297,15 @@ def build_source(source: CompiledSource, project_root: Path,
             dlt_source = _rest_api(config, source)
         elif source.source_type == "sql_database":
             dlt_source = _sql_database(config, project_root)
+        elif source.source_type == "python":
+            from floe.runtime.python_source import python_source
+
+            dlt_source = python_source(config, source, project_root)
         else:
             reader = reader or landing_reader(config, source.bad_rows)
             dlt_source = _filesystem(config, source, project_root, reader)
+    except IngestionError:
+        raise
     except ImportError as exc:
         driver = missing_driver(exc, source)
         if driver is not None:
@@ -304,17 +314,21 @@ def build_source(source: CompiledSource, project_root: Path,
             f"the {source.source_type} source needs an optional package ({exc.name}): "
             f"pip install '{_EXTRAS[source.source_type]}'",
             source_type=source.source_type, pipeline_name=source.pipeline_name) from exc
+    python = source.source_type == "python"
     for name, resource in dlt_source.resources.items():
         guard = column_guard(source, source.table_for(name),
                              (lambda: reader.current_file) if reader is not None else None)
         if guard is not None:  # added before the cursor hint: dlt's incremental step follows
             resource.add_map(guard)
-        hints: dict[str, Any] = {"table_name": source.table_for(name)}
+        # a python resource keeps its own table name (it may route items to several tables)
+        # unless floe.yaml names the table; whatever floe.yaml sets wins over its own hints
+        hints: dict[str, Any] = {} if python and source.table is None else {
+            "table_name": source.table_for(name)}
         if source.primary_key:
             hints["primary_key"] = list(source.primary_key)
         wrapper = resource.incremental
         if (source.cursor_field and source.source_type != "rest_api"
-                and getattr(wrapper, "incremental", None) is None):
+                and (python or getattr(wrapper, "incremental", None) is None)):
             hints["incremental"] = dlt.sources.incremental(
                 source.cursor_field, initial_value=source.cursor_initial_value)
         resource.apply_hints(**hints)
