@@ -40,6 +40,7 @@ def import_function(source: CompiledSource, project_root: Path) -> Callable[...,
     reference = str(source.source_config["function"])
     module_name, _, name = reference.partition(":")
     importable_project(project_root)
+    _forget_other_projects(module_name, project_root)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -70,6 +71,21 @@ def import_function(source: CompiledSource, project_root: Path) -> Callable[...,
                             f"{type(found).__name__}, not a function that returns a dlt source "
                             "or resource")
     return found  # type: ignore[no-any-return]
+
+
+def _forget_other_projects(module_name: str, project_root: Path) -> None:
+    """A package of the same name imported earlier in this process from another folder (a
+    second project in one Dagster code server, a test suite) is not this project's: drop it
+    from ``sys.modules`` so the import finds the one next to this floe.yaml."""
+    top = module_name.split(".")[0]
+    mine = project_root.resolve()
+    if not ((mine / top).is_dir() or (mine / f"{top}.py").is_file()):
+        return
+    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+        origin = getattr(sys.modules[name], "__file__", None)
+        if origin is None or not Path(origin).resolve().is_relative_to(mine):
+            del sys.modules[name]
+    importlib.invalidate_caches()
 
 
 def _config_error(source: CompiledSource, message: str) -> PipelineConfigurationError:
