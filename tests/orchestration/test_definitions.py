@@ -59,8 +59,8 @@ def test_checks_jobs_retries_schedules_and_sensors(tmp_path: Path) -> None:
                                                                       "Europe/Paris")
     assert schedule.job_name == "ingest__orders"
     sensors = {s.name for s in defs.sensors or []}
-    assert sensors == {"ingest__orders__new_files", "notify_0_on_failure",
-                       "notify_0_on_success"}
+    # on: [failure, check_failure]: check failures are sent by the checks step, no sensor
+    assert sensors == {"ingest__orders__new_files", "notify_0_on_failure"}
 
 
 def test_loads_without_secrets_or_reachable_servers(tmp_path: Path,

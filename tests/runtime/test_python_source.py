@@ -395,3 +395,15 @@ def feed(feed_name: str, total: int):
     assert sorted((r["source"], r["n"]) for r in rows) == [
         ("left", 0), ("left", 1), ("left", 2),
         ("right", 0), ("right", 1), ("right", 2), ("right", 3), ("right", 4)]
+
+
+def test_verify_says_a_python_source_cannot_be_re_read(tmp_path: Path, api: Api) -> None:
+    from floe.runtime.verify import verify_source
+
+    project = _project(tmp_path, api)
+    assert project.run("shop", environ=ENV).success
+    [report] = verify_source(project.compile(ENV).source("shop"), project.catalog(),
+                             project.root)
+    assert (report.status, report.reason) == (
+        "not_comparable", "python sources cannot be re-read for comparison (its function "
+        "gives what it has now, like an API, not what was loaded)")

@@ -238,9 +238,12 @@ def verify_source(source: CompiledSource, catalog: Catalog, project_root: Path,
     if source.source_type == "filesystem":
         return [_verify_files(source, catalog, project_root, sample, environ)]
     if source.source_type not in ("sql_database", "postgres_cdc"):
+        why = ("its function gives what it has now, like an API, not what was loaded"
+               if source.source_type == "python" else
+               "an API shows only what it has now, not what was loaded")
         return [TableReport(source.destination_table, "not_comparable",
                             f"{source.source_type} sources cannot be re-read for comparison "
-                            "(an API shows only what it has now, not what was loaded)")]
+                            f"({why})")]
     config = resolved_config(source, environ)
     url = local_url(str(config["credentials"]), project_root)
     engine = sqlalchemy.create_engine(url)

@@ -60,7 +60,10 @@ def definitions_for(project: RuntimeProject) -> dg.Definitions:
 
 
 def _resources(definition: dg.AssetsDefinition) -> list[str]:
-    return [str(spec.metadata["floe/resource"]) for spec in definition.specs]
+    """The resources behind an ingestion asset (none for a source that could not be loaded:
+    no table to check)."""
+    return [str(spec.metadata["floe/resource"]) for spec in definition.specs
+            if "floe/resource" in spec.metadata]
 
 
 def build_definitions(artifacts_path: Path | None = None) -> dg.Definitions:

@@ -24,6 +24,7 @@ from dlt.extract.source import DltSource
 from pyiceberg.exceptions import NoSuchTableError
 
 from floe.artifacts import CompiledArtifacts, CompiledSource
+from floe.logs import get_logger, mask
 from floe.runtime.dagster.lineage import lineage_run
 from floe.runtime.dagster.notifications import check_failure_alerts
 from floe.runtime.iceberg.loads import total_rows
@@ -37,6 +38,7 @@ from floe.runtime.plugins import IngestionConfig
 from floe.runtime.quality import check_name, describe, evaluate
 
 _NOT_A_NAME = re.compile(r"[^A-Za-z0-9_]")
+log = get_logger("floe.dagster")
 # dlt needs a working folder per pipeline even to describe one; nothing is written until a run
 _PIPELINES_DIR = Path(tempfile.gettempdir()) / "floe-dagster-pipelines"
 
@@ -57,6 +59,29 @@ def upstream_keys(artifacts: CompiledArtifacts, source: CompiledSource) -> list[
             other.resources or ((other.schema_asset,) if other.schema_asset else ()))
         keys += [asset_key(other, r) for r in names]
     return keys
+
+
+def _unloadable(artifacts: CompiledArtifacts, source: CompiledSource, error: BaseException,
+                project_root: Path) -> dg.AssetsDefinition:
+    from floe.runtime.ingestion.errors import IngestionError
+    from floe.runtime.python_source.frames import user_error
+
+    reason = (error if isinstance(error, IngestionError) else
+              user_error(error, f"function {source.source_config.get('function')}", source,
+                         project_root)).message
+    message = (f"python source {source.name} could not be loaded: {mask(reason)} (list its "
+               "resources in floe.yaml, source_config.resources, so the code location never "
+               "calls it at load)")
+    log.warning("dagster.source_not_loaded", source=source.name, error=message)
+
+    @dg.asset(key=asset_key(source, source.name), group_name=_NOT_A_NAME.sub(
+        "_", artifacts.product.name), description=message, kinds={"dlt", "iceberg"},
+        metadata={"floe/source": source.name, "floe/unloadable": True},
+        deps=upstream_keys(artifacts, source))
+    def _broken() -> None:
+        raise dg.Failure(description=message)
+
+    return _broken
 
 
 def _owners(owner: str | None) -> list[str]:
@@ -187,7 +212,14 @@ def described_source(source: CompiledSource, project_root: Path) -> DltSource:
 
 def ingestion_assets(artifacts: CompiledArtifacts, source: CompiledSource,
                      plugin: DltIngestionPlugin, project_root: Path) -> dg.AssetsDefinition:
-    dlt_source = described_source(source, project_root)
+    try:
+        dlt_source = described_source(source, project_root)
+    except Exception as exc:
+        if source.source_type != "python":
+            raise
+        # a python source without `resources:` is called at load to learn its resources: a
+        # broken one takes only itself down, as an asset that says why when it runs
+        return _unloadable(artifacts, source, exc, project_root)
     pipeline = dlt.pipeline(pipeline_name=source.pipeline_name, dataset_name=source.namespace,
                             destination=parquet_destination(),
                             pipelines_dir=str(_PIPELINES_DIR))
