@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PG_BIN_DIRS = [Path("/usr/lib/postgresql/15/bin"), Path("/usr/lib/postgresql/16/bin")]
 
@@ -164,9 +165,37 @@ def _weed_binary() -> str:
 
 @contextmanager
 def rest_catalog_server() -> Iterator[RestCatalog]:
+    """``weed mini`` on fresh ports; a start that dies because another test's server took
+    one of the ports it derives from ours (seen under xdist) is tried again on new ones."""
+    for attempt in range(3):
+        root = Path(tempfile.mkdtemp(prefix="floe-weed-"))
+        try:
+            catalog, process, log = _start_weed(root)
+        except _PortRaceError:
+            shutil.rmtree(root, ignore_errors=True)
+            if attempt == 2:
+                raise
+            continue
+        try:
+            yield catalog
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
+            shutil.rmtree(root, ignore_errors=True)
+        return
+
+
+class _PortRaceError(RuntimeError):
+    """weed mini exited while starting (a port it needed was taken meanwhile)."""
+
+
+def _start_weed(root: Path) -> tuple[RestCatalog, subprocess.Popen[bytes], Any]:
     import urllib.request
 
-    root = Path(tempfile.mkdtemp(prefix="floe-weed-"))
     ports = {name: free_port() for name in
              ("master", "volume", "filer", "s3", "iceberg", "lance")}
     catalog = RestCatalog(uri=f"http://127.0.0.1:{ports['iceberg']}",
@@ -188,21 +217,20 @@ def rest_catalog_server() -> Iterator[RestCatalog]:
                 with urllib.request.urlopen(f"{catalog.uri}/v1/config", timeout=2):
                     break
             except OSError as exc:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("weed mini did not start: "
-                                       + (root / "weed.log").read_text(errors="replace")[-2000:]
-                                       ) from exc
+                if process.poll() is not None:
+                    raise _PortRaceError("weed mini exited while starting: " + (
+                        root / "weed.log").read_text(errors="replace")[-2000:]) from exc
+                if time.monotonic() > deadline:
+                    raise RuntimeError("weed mini did not start: " + (
+                        root / "weed.log").read_text(errors="replace")[-2000:]) from exc
                 time.sleep(0.3)
         _wait_for_table_bucket(catalog, process, deadline)
-        yield catalog
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    except BaseException:
+        process.kill()
+        process.wait()
         log.close()
-        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return catalog, process, log
 
 
 def _wait_for_table_bucket(catalog: RestCatalog, process: subprocess.Popen[bytes],

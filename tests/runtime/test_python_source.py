@@ -407,3 +407,44 @@ def test_verify_says_a_python_source_cannot_be_re_read(tmp_path: Path, api: Api)
     assert (report.status, report.reason) == (
         "not_comparable", "python sources cannot be re-read for comparison (its function "
         "gives what it has now, like an API, not what was loaded)")
+
+
+def test_a_large_state_lives_in_a_file_the_snapshot_points_at(tmp_path: Path,
+                                                             api: Api) -> None:
+    """Offsets for 2,000 partitions (~40 KB): kept out of the summary, restored, and kept by
+    floe maintain (which removes every unreferenced file)."""
+    import datetime as dt
+
+    from floe.runtime.iceberg.state import STATE_PREFIX, read_source_state
+    from floe.runtime.maintain import maintain_source
+
+    module = """\
+import dlt
+
+@dlt.resource
+def partitions():
+    state = dlt.current.resource_state()
+    offsets = state.setdefault("offsets", {})
+    run = len(offsets) and offsets["p0"] + 1
+    yield [{"run": run}]
+    for p in range(2000):
+        offsets[f"p{p}"] = run
+"""
+    project = _project(tmp_path, api, function="sources.shop:partitions", module=module)
+    text = (tmp_path / "floe.yaml").read_text()
+    (tmp_path / "floe.yaml").write_text(text.replace(
+        text[text.index("      args:"):text.index("\n", text.index("      args:")) + 1], ""))
+    for _ in range(3):
+        assert project.run("shop").success
+    table = project.catalog().load_table(("bronze", "partitions"))
+    summary = table.current_snapshot().summary
+    record = summary[STATE_PREFIX + "pyshop__shop"]
+    assert len(record) < 300 and "state_file" in record
+    assert [r["run"] for r in project.read("bronze.partitions", "run")] == [0, 1, 2]
+    artifacts = project.compile()
+    maintain_source(project.catalog(), artifacts.source("shop"), dt.timedelta(0), 1)
+    state = read_source_state(project.catalog().load_table(("bronze", "partitions")),
+                              "pyshop__shop").state
+    assert state is not None and state["resources"]["partitions"]["offsets"]["p1999"] == 2
+    assert project.run("shop").success
+    assert [r["run"] for r in project.read("bronze.partitions", "run")] == [0, 1, 2, 3]

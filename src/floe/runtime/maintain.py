@@ -46,7 +46,7 @@ from floe.runtime.iceberg.pyiceberg_internals import (
     stored_files,
 )
 from floe.runtime.iceberg.removed_rows import COMPACTION_PROPERTY, REMOVED_ROWS_PROPERTY
-from floe.runtime.iceberg.state import LOAD_ID_PROPERTY
+from floe.runtime.iceberg.state import LOAD_ID_PROPERTY, state_files
 
 SMALL_FILE_BYTES = 32 * 1024 * 1024
 MIN_FILES_TO_COMPACT = 4
@@ -133,6 +133,7 @@ def referenced_files(table: Table) -> set[str]:
         removed = snapshot.summary.get(REMOVED_ROWS_PROPERTY) if snapshot.summary else None
         if removed:
             locations.add(removed)
+        locations.update(state_files(snapshot))  # sources' large states
         for manifest in snapshot.manifests(table.io):
             if manifest.manifest_path in manifests:
                 continue
