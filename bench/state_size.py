@@ -11,7 +11,6 @@ table load's time, against the same loop with an empty state (the baseline, same
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ def run(state_bytes: int, root: Path) -> tuple[float, int, float]:
         started = time.perf_counter()
         table.append(rows, snapshot_properties={"floe.state.bench": state})
         last = time.perf_counter() - started
-    size = os.path.getsize(table.metadata_location.removeprefix("file://"))
+    size = Path(table.metadata_location.removeprefix("file://")).stat().st_size
     started = time.perf_counter()
     catalog.load_table(("b", f"s{state_bytes}"))
     return last, size, time.perf_counter() - started
