@@ -125,6 +125,23 @@ def test_changes_and_verify(tmp_path: Path) -> None:
     assert "different: 4 (owner)" in output
 
 
+def test_python_source(tmp_path: Path) -> None:
+    folder = copy_example("python_source", tmp_path)
+    port = str(free_port())
+    output = run_readme(folder, env={"SHOP_API_URL": f"http://127.0.0.1:{port}"},
+                        replace={"8765": port})
+    assert "demo-key-123" not in (folder / "target" / "compiled_artifacts.json").read_text()
+    assert "demo-key-123" not in output
+    catalog = catalog_of(folder)
+    events = [r["offset"] for r in rows(catalog, "bronze.events", "offset")]
+    assert events == list(range(600)), "each event exactly once, kill -9 or not"
+    assert [(c["id"], c["tier"]) for c in rows(catalog, "bronze.customers", "id")] == [
+        (1, "gold"), (2, "gold"), (3, "silver"), (4, "bronze")]
+    lines = rows(catalog, "bronze.order_lines", "order_id")
+    assert sorted((line["order_id"], line["sku"]) for line in lines) == [
+        (100, "cup"), (100, "tea"), (101, "tea")]  # merged: not once per run
+
+
 def test_depends_on(tmp_path: Path) -> None:
     folder = copy_example("depends_on", tmp_path)
     output = run_readme(folder)

@@ -94,7 +94,8 @@ def _print_checks(console: Console, checks: Sequence[tuple[str, CheckOutcome]]) 
     """The checks table; returns how many error-severity checks failed."""
     if not checks:
         return 0
-    table = Table("asset", "check", "result", "details", title=f"checks: {len(checks)}")
+    table = Table(name_column("asset"), "check", "result", "details",
+                  title=f"checks: {len(checks)}")
     for asset, outcome in checks:
         result = ("[green]pass[/green]" if outcome.passed else
                   "[yellow]warn[/yellow]" if outcome.severity == "warn" else "[red]FAIL[/red]")
