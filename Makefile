@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python bench/cdc.py
 	$(BIN)/python bench/changes_verify.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/python_source.py
 
 clean:
 	rm -rf $(VENV) target .floe examples/*/target examples/*/.floe .pytest_cache .mypy_cache .ruff_cache

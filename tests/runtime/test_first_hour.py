@@ -311,3 +311,31 @@ def test_verify_an_empty_source_table(tmp_path: Path, postgres: Postgres) -> Non
     assert (report.status, report.reason) == (
         "match", "source table fh_empty has no rows: nothing to load (Bronze creates the table "
         "with the first rows)")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_large_files_stream_with_the_same_bad_row_rules(tmp_path: Path, fmt: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files over WHOLE_FILE_BYTES are read in bounded pieces (here: tiny ones, so a bad row's
+    line is counted across many chunks and blocks)."""
+    from floe.runtime.ingestion import landing
+
+    monkeypatch.setattr(landing, "WHOLE_FILE_BYTES", 100)
+    monkeypatch.setattr(landing, "_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(landing, "_CHUNK_BYTES", 1000)
+    good = [f"{i},{i * 1.5},n{i}" for i in range(2000)] if fmt == "csv" else [
+        f'{{"id": {i}, "amount": {i * 1.5}, "name": "n{i}"}}' for i in range(2000)]
+    lines = (["id,amount,name"] if fmt == "csv" else []) + good
+    broken = "x,1,2,3" if fmt == "csv" else '{"id": 5000,'
+    for at in (700, 1900):  # physical lines (1-based)
+        lines.insert(at - 1, broken)
+    _orders(tmp_path / "landing", f"big.{fmt}", "\n".join(lines) + "\n")
+    project = _project(tmp_path, f"""\
+  - {{name: orders, source_type: filesystem, destination_table: bronze.orders,
+     bad_rows: quarantine, source_config: {{bucket_url: landing, file_glob: "*.{fmt}"}}}}
+""")
+    result = project.run("orders")
+    assert result.success, result.errors
+    assert [r["id"] for r in project.read("bronze.orders")] == list(range(2000))
+    assert [(r["line"], r["raw"]) for r in project.read("bronze.orders__rejected", "line")] == [
+        (700, broken), (1900, broken)]

@@ -11,7 +11,10 @@
   otherwise concatenate the files' Arrow tables and fail on the first difference.
 
 The fast path (pyarrow's multi-threaded reader) is kept for files without bad rows: a file is
-re-read single-threaded, which knows physical line numbers, only when it has some.
+re-read single-threaded, which knows physical line numbers, only when it has some.  A file
+larger than ``WHOLE_FILE_BYTES`` is streamed instead, in bounded batches (CSV through
+``pyarrow.csv.open_csv``, JSONL in newline-aligned chunks), so a file larger than memory loads:
+streaming costs about 2x the whole-file read of a CSV (0.12 s vs 0.06 s per 1M rows).
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ from floe.runtime.ingestion.errors import IngestionError
 
 REJECTED_SUFFIX = "__rejected"
 _RAW_LIMIT = 10_000  # characters of a bad row's text kept in the rejected table
+WHOLE_FILE_BYTES = 128 * 1024 * 1024  # larger files are streamed in bounded batches
+# a streamed CSV's Arrow block: reading a 1 GB CSV peaked at 750 MB with 16 MB blocks, at
+# 172 MB with 2 MB blocks (and parsed faster: 3.8 s vs 4.9 s)
+_BLOCK_BYTES = 2 * 1024 * 1024
+_CHUNK_BYTES = 64 * 1024 * 1024  # a streamed JSONL file's chunk
 
 
 class BadRowError(IngestionError):
@@ -81,24 +89,85 @@ class FileReader:
     variants: list[str] = field(default_factory=list)  # what landed in a variant column, why
     current_file: str = ""  # the file being read, for errors about its rows or columns
 
-    def read(self, name: str, handle: Any) -> Iterator[pa.Table | pa.RecordBatch]:
+    def read(self, name: str, handle: Any, size: int | None = None
+             ) -> Iterator[pa.Table | pa.RecordBatch]:
         """Arrow data of one file; its bad rows are counted or kept aside."""
         self.current_file = name
         if self.file_format == "parquet":
             for batch in pq.ParquetFile(handle).iter_batches(65_536):
                 yield self.conform(batch, name)
             return
+        if size is not None and size > WHOLE_FILE_BYTES:
+            streamed = (self._csv_stream(name, handle) if self.file_format == "csv"
+                        else self._jsonl_stream(name, handle))
+            for piece, bad in streamed:
+                self._keep(bad)
+                if piece.num_rows or piece.num_columns:
+                    yield self.conform(piece, name)
+            return
         data = handle.read()
         table, bad = (self._csv(name, data) if self.file_format == "csv"
                       else self._jsonl(name, data))
+        self._keep(bad)
+        if table.num_columns:
+            yield self.conform(table, name)
+
+    def _keep(self, bad: list[BadRow]) -> None:
         if bad and self.bad_rows == "fail":
             raise _fail(bad[0])
         if self.bad_rows == "skip":
             self.skipped += len(bad)
         else:
             self.rejected += bad
-        if table.num_columns:
-            yield self.conform(table, name)
+
+    def _csv_stream(self, name: str, handle: Any
+                    ) -> Iterator[tuple[pa.RecordBatch, list[BadRow]]]:
+        """A large CSV in bounded batches; single-threaded parsing knows each bad row's line
+        (and costs no more here: the stream is read one block at a time)."""
+        bad: list[BadRow] = []
+
+        def keep_aside(row: Any) -> str:
+            bad.append(BadRow(name, row.number, f"expected {row.expected_columns} columns, "
+                              f"got {row.actual_columns}", row.text))
+            return "error" if self.bad_rows == "fail" else "skip"
+
+        try:
+            reader = pa_csv.open_csv(
+                handle, read_options=pa_csv.ReadOptions(
+                    encoding=self.encoding, use_threads=False, block_size=_BLOCK_BYTES),
+                parse_options=pa_csv.ParseOptions(delimiter=self.delimiter,
+                                                  invalid_row_handler=keep_aside))
+            for batch in reader:
+                yield batch, bad[:]
+                bad.clear()
+        except pa.ArrowInvalid as exc:
+            if bad:
+                raise _fail(bad[0]) from None
+            raise BadRowError(f"cannot read {name} as csv: {_arrow_text(exc)}") from None
+        if bad:
+            yield pa.record_batch([]), bad
+
+    def _jsonl_stream(self, name: str, handle: Any
+                      ) -> Iterator[tuple[pa.Table, list[BadRow]]]:
+        """A large JSONL file in newline-aligned chunks, each parsed whole by Arrow (line by
+        line only when it has a bad row)."""
+        rest, line = b"", 1
+        while True:
+            block = handle.read(_CHUNK_BYTES)
+            data = rest + block
+            if not block:
+                cut = len(data)
+            else:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:  # one line longer than a chunk: read on
+                    rest = data
+                    continue
+            chunk, rest = data[:cut], data[cut:]
+            if chunk.strip():
+                yield self._jsonl(name, chunk, first_line=line)
+            line += chunk.count(b"\n")
+            if not block:
+                return
 
     def _csv(self, name: str, data: bytes) -> tuple[pa.Table, list[BadRow]]:
         read = pa_csv.ReadOptions(encoding=self.encoding)
@@ -129,7 +198,8 @@ class FileReader:
             raise BadRowError(f"cannot read {name} as csv: {first_error}")
         return table, bad
 
-    def _jsonl(self, name: str, data: bytes) -> tuple[pa.Table, list[BadRow]]:
+    def _jsonl(self, name: str, data: bytes, first_line: int = 1
+               ) -> tuple[pa.Table, list[BadRow]]:
         try:
             return pa_json.read_json(io.BytesIO(data)), []
         except pa.ArrowInvalid as exc:
@@ -137,7 +207,7 @@ class FileReader:
         good: list[bytes] = []
         bad: list[BadRow] = []
         text = data.decode(self.encoding, errors="replace")
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(text.splitlines(), start=first_line):
             if not line.strip():
                 continue
             try:

@@ -200,7 +200,7 @@ def landing_reader(config: Mapping[str, Any], bad_rows: BadRows = "fail") -> Fil
 def read_file(item: Any, reader: FileReader) -> Iterator[Any]:
     """One landing file (a dlt ``FileItemDict``) as Arrow."""
     with item.open() as handle:
-        yield from reader.read(str(item["file_name"]), handle)
+        yield from reader.read(str(item["file_name"]), handle, item.get("size_in_bytes"))
 
 
 @dlt.transformer(standalone=True)
