@@ -106,7 +106,8 @@ def test_a_big_load_is_registered_as_several_files(tmp_path: Path,
     (tmp_path / "landing").mkdir()
     pq.write_table(pa.table({"id": pa.array(range(200_000), pa.int64()),
                              "note": [f"row number {i}" for i in range(200_000)]}),
-                   tmp_path / "landing" / "big.parquet")  # read in batches of 65,536 rows
+                   tmp_path / "landing" / "big.parquet",
+                   row_group_size=50_000)  # read a row group at a time: 4 items for dlt
     project = Project(tmp_path)
     project.write("""\
         apiVersion: floe.dev/v1
