@@ -106,8 +106,10 @@ def test_a_big_load_is_registered_as_several_files(tmp_path: Path,
     (tmp_path / "landing").mkdir()
     pq.write_table(pa.table({"id": pa.array(range(200_000), pa.int64()),
                              "note": [f"row number {i}" for i in range(200_000)]}),
-                   tmp_path / "landing" / "big.parquet",
-                   row_group_size=50_000)  # read a row group at a time: 4 items for dlt
+                   tmp_path / "landing" / "big.parquet")
+    from floe.runtime.ingestion import landing
+
+    monkeypatch.setattr(landing, "_PARQUET_BATCH_ROWS", 50_000)  # 4 items for dlt
     project = Project(tmp_path)
     project.write("""\
         apiVersion: floe.dev/v1
