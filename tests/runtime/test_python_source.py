@@ -448,3 +448,60 @@ def partitions():
     assert state is not None and state["resources"]["partitions"]["offsets"]["p1999"] == 2
     assert project.run("shop").success
     assert [r["run"] for r in project.read("bronze.partitions", "run")] == [0, 1, 2, 3]
+
+
+def test_checks_depends_on_changes_and_plan_from_the_cli(tmp_path: Path) -> None:
+    """What a user runs next to a python source: checks, a dependent source, floe changes,
+    floe plan (the commands, as processes)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "feed.py").write_text("""\
+import dlt
+
+@dlt.resource(primary_key="id", write_disposition="merge")
+def accounts(version: int = 1):
+    yield [{"id": 1, "balance": 10 * version}, {"id": 2, "balance": 20}]
+""")
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "landing" / "a.csv").write_text("id\n1\n")
+    text = """\
+apiVersion: floe.dev/v1
+kind: DataProduct
+metadata: {name: ledger, version: 1.0.0}
+sources:
+  - name: feed
+    source_type: python
+    destination_table: bronze
+    source_config: {function: "feed:accounts", args: {version: VERSION}, resources: [accounts]}
+    checks:
+      - unique: [id]
+      - row_count: {min: 2}
+  - name: after
+    source_type: filesystem
+    destination_table: bronze.after
+    depends_on: [feed]
+    source_config: {bucket_url: landing, format: csv}
+"""
+    (tmp_path / "floe.yaml").write_text(text.replace("VERSION", "1"))
+
+    def floe(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "floe.cli", *args], cwd=tmp_path,
+                              capture_output=True, text=True, check=False,
+                              env={**__import__("os").environ, "COLUMNS": "200"})
+
+    assert floe("compile").returncode == 0
+    first = floe("run")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "unique__id" in first.stdout and "FAIL" not in first.stdout
+    assert first.stdout.index("bronze.accounts") < first.stdout.index("bronze.after")
+    assert floe("changes", "bronze.accounts", "--consumer", "silver").returncode == 0
+    (tmp_path / "floe.yaml").write_text(text.replace("VERSION", "2"))
+    planned = floe("plan")
+    assert "~ feed  source_config:" in planned.stdout, planned.stdout
+    assert floe("run", "--compile").returncode == 0
+    changed = floe("changes", "bronze.accounts", "--consumer", "silver", "--format", "jsonl")
+    assert changed.returncode == 0, changed.stderr
+    rows = [json.loads(line) for line in changed.stdout.splitlines() if line.startswith("{")]
+    assert sorted((r["id"], r["balance"], r["_change_type"]) for r in rows
+                  if r["id"] == 1) == [(1, 10, "delete"), (1, 20, "insert")]
