@@ -204,3 +204,18 @@ def test_the_first_cdc_copy_reports_the_rows_it_copied(tmp_path: Path,
     finally:
         postgres.execute("SELECT pg_drop_replication_slot('floe_fh_copy') FROM "
                          "pg_replication_slots WHERE slot_name = 'floe_fh_copy'")
+
+
+def test_a_missing_artifact_under_dagster_is_one_message_and_one_frame(tmp_path: Path) -> None:
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import floe.runtime.dagster.definitions"], cwd=tmp_path,
+        capture_output=True, text=True, check=False)
+    assert loaded.returncode == 1
+    lines = loaded.stderr.strip().splitlines()
+    assert lines[-1] == (f"floe.errors.ArtifactError: {tmp_path.resolve()}/target/"
+                         "compiled_artifacts.json not found: run `floe compile` first")
+    frames = [line for line in lines if line.strip().startswith("File ")]
+    assert [f for f in frames if "site-packages" not in f and "<string>" not in f
+            and "<frozen" not in f] == [f for f in frames if "definitions.py" in f]
+    assert all("floe/artifacts.py" not in f and "floe/runtime/project.py" not in f
+               for f in frames)

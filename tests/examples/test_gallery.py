@@ -25,7 +25,7 @@ from tests.servers import Postgres, RestCatalog, free_port
 GALLERY = ["quickstart", "rest_api", "postgres_merge", "postgres_cdc", "schema_contracts",
            "incremental_files", "quality_checks", "notifications", "multi_env", "nycflights13",
            "plan", "changes_and_verify", "depends_on", "retries_and_timeouts",
-           "failure_recovery", "slack_teams_email"]
+           "failure_recovery", "slack_teams_email", "python_source"]
 
 
 def catalog_of(folder: Path, environ: dict[str, str] | None = None) -> Catalog:

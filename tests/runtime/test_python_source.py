@@ -505,3 +505,20 @@ sources:
     rows = [json.loads(line) for line in changed.stdout.splitlines() if line.startswith("{")]
     assert sorted((r["id"], r["balance"], r["_change_type"]) for r in rows
                   if r["id"] == 1) == [(1, 10, "delete"), (1, 20, "insert")]
+
+
+def test_a_replace_resource_swaps_the_table(tmp_path: Path, api: Api) -> None:
+    module = """\
+import dlt
+
+@dlt.resource(write_disposition="replace")
+def snapshot(size: int):
+    yield [{"id": i} for i in range(size)]
+"""
+    project = _project(tmp_path, api, function="sources.shop:snapshot", module=module)
+    text = (tmp_path / "floe.yaml").read_text()
+    args = text[text.index("      args:"):text.index("\n", text.index("      args:")) + 1]
+    for size in (5, 3):
+        (tmp_path / "floe.yaml").write_text(text.replace(args, f"      args: {{size: {size}}}\n"))
+        assert project.run("shop").success
+    assert [r["id"] for r in project.read("bronze.snapshot")] == [0, 1, 2]

@@ -92,3 +92,27 @@ def test_sql_catalog_on_postgresql(tmp_path: Path, postgres: Postgres) -> None:
     catalog = open_catalog(project.compile(env).environment, tmp_path, env)
     assert catalog.load_table(("bronze", "orders")).scan().to_arrow()["id"].to_pylist() == [
         1, 2]
+
+
+def test_an_s3_landing_folder_in_a_bucket_that_does_not_exist(tmp_path: Path,
+                                                             rest_catalog: RestCatalog) -> None:
+    """A missing bucket is an error naming the URL, never an empty 'ok' load (#24); an empty
+    prefix of a bucket that exists is a first load that warns."""
+    project = Project(tmp_path)
+    project.write(S3_SOURCE.format(endpoint=rest_catalog.s3_endpoint).replace(
+        "s3://landing/events/", "s3://no-such-bucket-fh/events/"))
+    missing = project.run("landing", environ=rest_catalog.secrets)
+    assert not missing.success
+    assert missing.errors[0].startswith(
+        "cannot list landing folder s3://no-such-bucket-fh/events/: "), missing.errors
+    assert rest_catalog.secret_key not in missing.errors[0]
+    s3 = boto3.client("s3", endpoint_url=rest_catalog.s3_endpoint, region_name="us-east-1",
+                      aws_access_key_id=rest_catalog.access_key,
+                      aws_secret_access_key=rest_catalog.secret_key)
+    if "landing" not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
+        s3.create_bucket(Bucket="landing")
+    project.write(S3_SOURCE.format(endpoint=rest_catalog.s3_endpoint).replace(
+        "s3://landing/events/", "s3://landing/nothing-here-yet/"))
+    empty = project.run("landing", environ=rest_catalog.secrets)
+    assert empty.success and empty.warnings == (
+        "no file matches *.jsonl in s3://landing/nothing-here-yet/ — it is empty",)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,17 +124,23 @@ class FileReader:
         else:
             self.rejected += bad
 
-    def _csv_stream(self, name: str, handle: Any
-                    ) -> Iterator[tuple[pa.RecordBatch, list[BadRow]]]:
-        """A large CSV in bounded batches; single-threaded parsing knows each bad row's line
-        (and costs no more here: the stream is read one block at a time)."""
-        bad: list[BadRow] = []
+    def _bad_csv_rows(self, name: str, bad: list[BadRow]) -> Callable[[Any], str]:
+        """pyarrow's ``invalid_row_handler``: note the row in ``bad``; stop at the first one
+        under ``fail`` (the caller names it), skip it otherwise."""
 
         def keep_aside(row: Any) -> str:
             bad.append(BadRow(name, row.number, f"expected {row.expected_columns} columns, "
                               f"got {row.actual_columns}", row.text))
             return "error" if self.bad_rows == "fail" else "skip"
 
+        return keep_aside
+
+    def _csv_stream(self, name: str, handle: Any
+                    ) -> Iterator[tuple[pa.RecordBatch, list[BadRow]]]:
+        """A large CSV in bounded batches; single-threaded parsing knows each bad row's line
+        (and costs no more here: the stream is read one block at a time)."""
+        bad: list[BadRow] = []
+        keep_aside = self._bad_csv_rows(name, bad)
         try:
             reader = pa_csv.open_csv(
                 handle, read_options=pa_csv.ReadOptions(
@@ -182,12 +188,7 @@ class FileReader:
         except pa.ArrowInvalid as exc:
             first_error = str(exc)
         bad: list[BadRow] = []
-
-        def keep_aside(row: Any) -> str:
-            bad.append(BadRow(name, row.number, f"expected {row.expected_columns} columns, "
-                              f"got {row.actual_columns}", row.text))
-            return "error" if self.bad_rows == "fail" else "skip"
-
+        keep_aside = self._bad_csv_rows(name, bad)
         try:
             table = pa_csv.read_csv(
                 io.BytesIO(data), read_options=pa_csv.ReadOptions(
