@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck unit schemas bench clean
+.PHONY: install servers run test lint typecheck unit schemas bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+## The database servers the tests start (MariaDB from Debian's packages when missing).
+servers:
+	bash .ci/servers.sh
+
+unit: install servers
 	$(BIN)/pytest -q -n 2
 
 ## Lint, type-check and the whole test suite (starts its own PostgreSQL, REST catalog, HTTP API).

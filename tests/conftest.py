@@ -8,9 +8,11 @@ import pytest
 
 from tests.servers import (
     GlueCatalog,
+    MariaDB,
     Postgres,
     RestCatalog,
     glue_catalog_server,
+    mariadb_server,
     postgres_server,
     rest_catalog_server,
 )
@@ -38,4 +40,10 @@ def rest_catalog() -> Iterator[RestCatalog]:
 @pytest.fixture(scope="session")
 def glue_catalog() -> Iterator[GlueCatalog]:
     with glue_catalog_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDB]:
+    with mariadb_server() as server:
         yield server

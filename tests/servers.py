@@ -117,6 +117,103 @@ def _createdb(pg: Postgres) -> None:
 
 
 @dataclass(frozen=True)
+class MariaDB:
+    """MariaDB (Debian's mariadb-server) on loopback, binlog in ROW format with full images and
+    full row metadata, as floe's MySQL CDC needs."""
+
+    port: int
+    socket: str
+    user: str = "floe"
+    password: str = "floe-mysql-pw"
+    database: str = "shop"
+
+    @property
+    def url(self) -> str:
+        """The URL users write: plain ``mysql://``."""
+        return self.url_for("mysql")
+
+    def url_for(self, scheme: str) -> str:
+        return f"{scheme}://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
+
+    def execute(self, sql: str) -> None:
+        """One or more statements, as the floe user, autocommitted."""
+        import pymysql
+
+        conn = pymysql.connect(host="127.0.0.1", port=self.port, user=self.user,
+                               password=self.password, database=self.database,
+                               autocommit=True, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql)
+                while cursor.nextset():
+                    pass
+        finally:
+            conn.close()
+
+
+def _mariadb_bin(name: str) -> str:
+    for folder in ("/usr/sbin", "/usr/bin"):
+        if (Path(folder) / name).exists():
+            return str(Path(folder) / name)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise RuntimeError(f"{name} not found: apt-get install mariadb-server (.ci/run does)")
+
+
+@contextmanager
+def mariadb_server() -> Iterator[MariaDB]:
+    """mariadb-install-db + mariadbd in a temp dir, as the ``mysql`` user when we are root."""
+    import pymysql
+
+    root = Path(tempfile.mkdtemp(prefix="floe-maria-"))
+    data = root / "data"
+    as_root = os.geteuid() == 0
+    if as_root:
+        shutil.chown(root, "mysql")
+    user = ["--user=mysql"] if as_root else []
+    subprocess.run([_mariadb_bin("mariadb-install-db"), *user, f"--datadir={data}",
+                    "--auth-root-authentication-method=normal", "--skip-test-db"],
+                   check=True, capture_output=True)
+    server = MariaDB(port=free_port(), socket=str(root / "mysqld.sock"))
+    log = root / "error.log"
+    process = subprocess.Popen(
+        [_mariadb_bin("mariadbd"), "--no-defaults", *user, f"--datadir={data}",
+         f"--port={server.port}", "--bind-address=127.0.0.1", f"--socket={server.socket}",
+         f"--pid-file={root / 'mysqld.pid'}", f"--log-error={log}",
+         f"--log-bin={root / 'binlog'}", "--binlog-format=ROW", "--binlog-row-image=FULL",
+         "--binlog-row-metadata=FULL", "--server-id=1", "--innodb-buffer-pool-size=128M",
+         "--skip-name-resolve"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                admin = pymysql.connect(unix_socket=server.socket, user="root", autocommit=True)
+                break
+            except pymysql.err.OperationalError as exc:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("mariadbd did not start: " + (
+                        log.read_text(errors="replace")[-2000:] if log.exists() else "")
+                    ) from exc
+                time.sleep(0.2)
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {server.database}")
+            cursor.execute(f"CREATE USER '{server.user}'@'%' IDENTIFIED BY "
+                           f"'{server.password}'")
+            cursor.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{server.user}'@'%'")
+        admin.close()
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass(frozen=True)
 class RestCatalog:
     """SeaweedFS `weed mini`: S3 plus an Iceberg REST catalog, on loopback."""
 

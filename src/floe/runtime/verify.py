@@ -41,10 +41,11 @@ from floe.runtime.ingestion.adbc_loader import as_text_where_needed
 from floe.runtime.ingestion.errors import IngestionError
 from floe.runtime.ingestion.landing import REJECTED_SUFFIX
 from floe.runtime.ingestion.sources import (
+    bronze_types,
+    database_url,
     empty_landing,
     landing_files,
     landing_reader,
-    local_url,
     read_file,
     resolved_config,
 )
@@ -245,7 +246,7 @@ def verify_source(source: CompiledSource, catalog: Catalog, project_root: Path,
                             f"{source.source_type} sources cannot be re-read for comparison "
                             f"({why})")]
     config = resolved_config(source, environ)
-    url = local_url(str(config["credentials"]), project_root)
+    url = database_url(str(config["credentials"]), project_root)
     engine = sqlalchemy.create_engine(url)
     try:
         names = list(source.resources) or sorted(
@@ -290,8 +291,8 @@ def _compare(source: CompiledSource, bronze: Table, engine: sqlalchemy.Engine,
              schema: str | None, name: str, sample: int) -> TableReport:
     report = TableReport(".".join(bronze.name()[-2:]), "match")
     try:  # reflected once: columns, primary key, and the table to query
-        reflected = sqlalchemy.Table(name, sqlalchemy.MetaData(), autoload_with=engine,
-                                     schema=schema)
+        reflected = bronze_types(sqlalchemy.Table(name, sqlalchemy.MetaData(),
+                                                  autoload_with=engine, schema=schema))
     except sqlalchemy.exc.NoSuchTableError:
         return TableReport(report.table, "not_comparable", f"source table {name} not found")
     columns = _shared_columns(bronze, reflected.columns.keys())
@@ -385,7 +386,7 @@ def reconcile(source: CompiledSource, bronze: Table, resource: str, project_root
         report = _compare_files(source, bronze, project_root, 5, environ)
     else:
         config = resolved_config(source, environ)
-        engine = sqlalchemy.create_engine(local_url(str(config["credentials"]), project_root))
+        engine = sqlalchemy.create_engine(database_url(str(config["credentials"]), project_root))
         try:
             report = _compare(source, bronze, engine, config.get("schema"), resource, sample=5)
         finally:

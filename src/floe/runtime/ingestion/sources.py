@@ -78,6 +78,25 @@ def local_url(url: str, project_root: Path) -> str:
     return str((project_root / url).resolve())
 
 
+# URL schemes users write -> the driver floe installs for them (SQLAlchemy's own default for
+# mysql:// is mysqlclient, a C extension that needs the MySQL client headers to build)
+_DEFAULT_DRIVERS = {"mysql": "pymysql", "mariadb": "pymysql"}
+
+
+def database_url(url: str, project_root: Path) -> str:
+    """A SQLAlchemy URL as a user writes it, ready for ``create_engine``: relative sqlite files
+    under the project, and ``mysql://`` / ``mariadb://`` read with PyMySQL (a driver named in
+    the URL, e.g. ``mysql+mysqldb://``, is kept)."""
+    url = local_url(url, project_root)
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in _DEFAULT_DRIVERS:
+        scheme = f"{scheme}+{_DEFAULT_DRIVERS[scheme]}"
+    if sep and scheme.split("+")[0] in ("mysql", "mariadb") and "init_command" not in rest:
+        # TIMESTAMP values in UTC whatever the server's time zone (they are stored in UTC)
+        rest += ("&" if "?" in rest else "?") + "init_command=SET%20time_zone%3D%27%2B00%3A00%27"
+    return f"{scheme}{sep}{rest}" if sep else url
+
+
 def _rest_api(config: dict[str, Any], source: CompiledSource) -> DltSource:
     """The cursor goes into each endpoint's own ``incremental`` (dlt filters on it and binds it
     to a request parameter when the endpoint names one with ``start_param``)."""
@@ -167,12 +186,42 @@ def _table_loader(backend: str) -> type[Any] | None:
     return _arrow_tuple_loader() if backend == "pyarrow" else None
 
 
+def bronze_type(sql_type: Any) -> Any:
+    """The reflected type a column is read as, where SQLAlchemy's own would land wrong:
+
+    - MySQL ``BIGINT UNSIGNED`` (up to 2^64 - 1, past int64): ``decimal(20, 0)``, exact;
+    - MySQL ``DOUBLE``/``FLOAT`` reflect with ``asdecimal``: read as floats, not decimals;
+    - MySQL ``TIMESTAMP`` is stored in UTC (floe's MySQL sessions read in UTC): timestamptz;
+    - MySQL ``SET`` would arrive as a Python set (a JSON list in any order): its text, as stored.
+    """
+    import sqlalchemy
+    from sqlalchemy.dialects import mysql
+
+    if getattr(sql_type, "unsigned", False) and isinstance(sql_type, sqlalchemy.BigInteger):
+        return sqlalchemy.Numeric(20, 0)
+    if isinstance(sql_type, sqlalchemy.Float) and getattr(sql_type, "asdecimal", False):
+        return sqlalchemy.Double()
+    if isinstance(sql_type, mysql.TIMESTAMP):
+        return sqlalchemy.DateTime(timezone=True)
+    if isinstance(sql_type, mysql.SET):
+        return sqlalchemy.String()
+    return sql_type
+
+
+def bronze_types(table: Any) -> Any:
+    """Each reflected column read as ``bronze_type`` says: the type decides both the Bronze
+    column and how the driver's values are converted (SQLAlchemy's result processors)."""
+    for column in table.columns:
+        column.type = bronze_type(column.type)
+    return table
+
+
 def _sql_database(config: dict[str, Any], project_root: Path) -> DltSource:
     from dlt.sources.sql_database import sql_database
 
     credentials = config["credentials"]
     if isinstance(credentials, str):
-        credentials = local_url(credentials, project_root)
+        credentials = database_url(credentials, project_root)
     backend: str = config.get("backend") or (
         default_backend(credentials) if isinstance(credentials, str) else "pyarrow")
     dlt_backend: Any = "pyarrow" if backend == "adbc" else backend  # checked by the compiler
@@ -188,6 +237,7 @@ def _sql_database(config: dict[str, Any], project_root: Path) -> DltSource:
         # happens here, at run time (Dagster definitions use the compiled schema asset instead)
         defer_table_reflect=bool(config.get("tables")),
         table_loader_class=_table_loader(backend),
+        table_adapter_callback=bronze_types,
     )
 
 

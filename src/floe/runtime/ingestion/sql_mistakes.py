@@ -30,12 +30,12 @@ def explain_sql_mistake(error: BaseException, source: CompiledSource, project_ro
     is_column = isinstance(error, KeyError) and error.args and error.args[0] in named
     if not (is_table or is_column):
         return None
-    from floe.runtime.ingestion.sources import local_url, resolved_config
+    from floe.runtime.ingestion.sources import database_url, resolved_config
 
     config = resolved_config(source, environ)
     schema = config.get("schema")
     try:
-        engine = sqlalchemy.create_engine(local_url(str(config["credentials"]), project_root))
+        engine = sqlalchemy.create_engine(database_url(str(config["credentials"]), project_root))
         try:
             inspector: Any = sqlalchemy.inspect(engine)
             tables = sorted(inspector.get_table_names(schema=schema))

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The database servers the suite starts itself (each test starts its own, on loopback, in a temp
+# dir): installed from Debian's packages when missing.  PostgreSQL 15 is on the machine image;
+# MariaDB 10.11 (mysql_cdc, MySQL as sql_database) is installed here.  A package's own service
+# is stopped: nothing but the tests' servers should run.
+set -euo pipefail
+if [ ! -x /usr/sbin/mariadbd ] && ! command -v mariadbd >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "MariaDB is missing: run 'sudo apt-get install mariadb-server' (the tests start it)" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
+    (service mariadb stop || true) >/dev/null 2>&1
+fi
