@@ -139,9 +139,10 @@ class MariaDB:
         """One or more statements, as the floe user, autocommitted."""
         import pymysql
 
+        many = pymysql.constants.CLIENT.MULTI_STATEMENTS
         conn = pymysql.connect(host="127.0.0.1", port=self.port, user=self.user,
                                password=self.password, database=self.database,
-                               autocommit=True, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS)
+                               autocommit=True, client_flag=many)
         try:
             with conn.cursor() as cursor:
                 cursor.execute(sql)
