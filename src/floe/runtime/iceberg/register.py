@@ -2,7 +2,8 @@
 
 dlt already wrote each load as Parquet; when those files hold exactly the table's columns and
 types (nothing to cast, no variant column, an unpartitioned, unsorted table), copying their
-bytes to where the table writes its data files (its location provider) and registering them
+bytes (or hard-linking them, on one local filesystem) to where the table writes its data files
+(its location provider) and registering them
 with pyiceberg's ``add_files`` gives the same rows as ``append`` without a second encode (1M
 rows: ~0.2 s of a 1 s load).  The files
 carry no Iceberg field ids, so pyiceberg records the table's name mapping, which its schema
@@ -12,10 +13,12 @@ Anything else takes the ``append`` path.
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pyarrow.parquet as pq
 from pyiceberg.io import FileIO
@@ -54,7 +57,25 @@ def register(tx: Transaction, io: FileIO, files: Sequence[str],
     copies = []
     for path in files:
         target = where.new_data_location(f"{uuid.uuid4()}.parquet")
-        with Path(path).open("rb") as source, io.new_output(target).create() as copy:
-            shutil.copyfileobj(source, copy, _COPY_CHUNK)
+        if not _link(Path(path), target):
+            with Path(path).open("rb") as source, io.new_output(target).create() as copy:
+                shutil.copyfileobj(source, copy, _COPY_CHUNK)
         copies.append(target)
     tx.add_files(copies, snapshot_properties=props, check_duplicate_files=False)
+
+
+def _link(path: Path, target: str) -> bool:
+    """A hard link instead of a copy when the table lives on the same local filesystem as dlt's
+    working folder (the embedded platform, a bench): no byte is copied (5M rows: 0.19 s of a
+    1.66 s load was the copy), and dlt's own file stays for a commit that is retried.  False
+    where a link cannot be made (object storage, another filesystem): the caller copies."""
+    parsed = urlparse(target)
+    if parsed.scheme not in ("", "file"):
+        return False
+    local = Path(unquote(parsed.path))
+    try:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        os.link(path, local)
+    except OSError:
+        return False
+    return True
