@@ -54,8 +54,8 @@ def _print_lines(console: Console, text: str) -> None:
     console.print(mask(text), markup=False, highlight=False)
 
 
-def _compile(file: Path, output: Path, env: str | None, vars_text: str | None
-             ) -> CompiledArtifacts:
+def _compile(file: Path, output: Path, env: str | None, vars_text: str | None,
+             deep: bool = False) -> CompiledArtifacts:
     from floe.compiler import CompileRequest, compile_project, parse_vars_option
 
     if not file.exists():
@@ -63,7 +63,7 @@ def _compile(file: Path, output: Path, env: str | None, vars_text: str | None
                         "or pass -f PATH")
     overrides = parse_vars_option(vars_text) if vars_text else None
     request = CompileRequest(floe_file=file, output_dir=output, environment=env,
-                             vars_override=overrides)
+                             vars_override=overrides, deep=deep)
     artifacts = compile_project(request)
     log.info("compiled", product=artifacts.product.name, sources=len(artifacts.sources),
              environment=artifacts.environment.name, inputs_sha256=artifacts.inputs_sha256)
@@ -89,9 +89,12 @@ def validate(
     file: FileOption = Path("floe.yaml"),
     env: EnvOption = None,
     vars: VarsOption = None,
+    deep: Annotated[bool, typer.Option(
+        "--deep", help="Also import each python source's function (in a child process) and "
+        "check its args against its signature.", show_default="off")] = False,
 ) -> None:
     """Check floe.yaml and platform.yaml without writing anything; lists every error."""
-    artifacts = _compile(file, DEFAULT_ARTIFACTS_PATH.parent, env, vars)
+    artifacts = _compile(file, DEFAULT_ARTIFACTS_PATH.parent, env, vars, deep)
     out.print(f"{file} is valid: {len(artifacts.sources)} source(s), "
               f"environment {artifacts.environment.name}")
 

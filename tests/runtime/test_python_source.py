@@ -522,3 +522,32 @@ def snapshot(size: int):
         (tmp_path / "floe.yaml").write_text(text.replace(args, f"      args: {{size: {size}}}\n"))
         assert project.run("shop").success
     assert [r["id"] for r in project.read("bronze.snapshot")] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(("module", "message"), [
+    ("import stripe_sdk_not_installed\n\ndef src(base_url, api_key):\n    pass\n",
+     "function sources.shop:src: module sources.shop imports stripe_sdk_not_installed, which "
+     "is not installed: pip install stripe_sdk_not_installed"),
+    ("def src(base_url):\n    pass\n",
+     "args do not fit src(base_url): got an unexpected keyword argument 'api_key'"),
+    ("def src(base_url, api_key):\n    pass\n", None),
+])
+def test_validate_deep_imports_the_function_in_a_child(tmp_path: Path, api: Api, module: str,
+                                                      message: str | None) -> None:
+    import subprocess
+    import sys
+
+    _project(tmp_path, api, function="sources.shop:src", module=module)
+    plain = subprocess.run([sys.executable, "-m", "floe.cli", "validate"], cwd=tmp_path,
+                           capture_output=True, text=True, check=False)
+    assert plain.returncode == 0, plain.stderr  # the compiler alone never imports it
+    deep = subprocess.run([sys.executable, "-m", "floe.cli", "validate", "--deep"],
+                          cwd=tmp_path, capture_output=True, text=True, check=False,
+                          env={**__import__("os").environ, "SHOP_KEY": API_KEY})
+    if message is None:
+        assert deep.returncode == 0, deep.stderr
+        return
+    assert deep.returncode == 1
+    assert f"floe.yaml:9:17: sources[0].source_config.function: {message}" in deep.stderr, \
+        deep.stderr
+    assert API_KEY not in deep.stderr

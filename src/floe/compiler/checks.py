@@ -18,7 +18,7 @@ from croniter import croniter
 
 from floe.compiler.graph import check_dependencies
 from floe.compiler.positions import SourceMap
-from floe.compiler.python_ref import check_reference
+from floe.compiler.python_ref import check_reference, probe_functions
 from floe.compiler.render import check_template_syntax
 from floe.errors import Diagnostic, KeyPath
 from floe.layout import FORMS, parse_partition, parse_sort, rejoin
@@ -367,6 +367,23 @@ def check_python_functions(floe: dict[str, Any], where: SourceMap, project_dir: 
             found.append(where.diagnostic(("sources", index, "source_config", "function"),
                                           problem.message, problem.hint))
     return found
+
+
+def probe_python_functions(floe: dict[str, Any], where: SourceMap, project_dir: Path
+                           ) -> list[Diagnostic]:
+    """``--deep``: each python source's function imported (in a child process) and its args
+    bound to its signature; problems at the ``function`` line."""
+    wanted = []
+    for index, source in enumerate(_list(floe.get("sources"))):
+        if not isinstance(source, dict) or source.get("source_type") != "python":
+            continue
+        config = _dict(source.get("source_config"))
+        if isinstance(config.get("function"), str) and ":" in config["function"]:
+            wanted.append((index, str(source.get("name")), config["function"],
+                           _dict(config.get("args"))))
+    problems = probe_functions(wanted, project_dir)
+    return [where.diagnostic(("sources", index, "source_config", "function"), problem)
+            for index, problem in sorted(problems.items())]
 
 
 def _check_filesystem(config: dict[str, Any], path: KeyPath, where: SourceMap

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from floe.artifacts import CompiledArtifacts
 from floe.compiler.build import EMBEDDED_ENVIRONMENT, build_artifacts
-from floe.compiler.checks import check_project, check_python_functions
+from floe.compiler.checks import check_project, check_python_functions, probe_python_functions
 from floe.compiler.loader import LoadedYaml, load_yaml_file, parse_yaml
 from floe.compiler.positions import SourceMap
 from floe.compiler.render import TemplateContext, render_value
@@ -38,6 +38,7 @@ class CompileRequest:
     environment: str | None = None
     vars_override: Mapping[str, Any] | None = None
     environ: Mapping[str, str] | None = None
+    deep: bool = False  # also import python sources' functions, in a child process
 
 
 def parse_vars_option(text: str) -> dict[str, Any]:
@@ -119,7 +120,11 @@ def compile_project(request: CompileRequest) -> CompiledArtifacts:
             diagnostics += validate_document(platform_data, "platform.schema.json",
                                              platform_doc.source_map)
 
-    diagnostics += check_python_functions(floe_data, floe_map, request.floe_file.parent.resolve())
+    project_dir = request.floe_file.parent.resolve()
+    python_problems = check_python_functions(floe_data, floe_map, project_dir)
+    diagnostics += python_problems
+    if request.deep and not python_problems:
+        diagnostics += probe_python_functions(floe_data, floe_map, project_dir)
     diagnostics += check_project(floe_data, floe_map, platform_data,
                                  platform_doc.source_map if platform_doc else None)
     env_name, environment = _choose_environment(request.environment, platform_data,

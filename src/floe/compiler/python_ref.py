@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import ast
 import difflib
+import json
 import re
+import subprocess
 import sys
 from dataclasses import dataclass
 from importlib.machinery import ModuleSpec, PathFinder
@@ -108,3 +110,26 @@ def _near_modules(name: str, project_dir: Path) -> str | None:
         return None
     close = difflib.get_close_matches(name, here, n=1)
     return close[0] if close else None
+
+
+def probe_functions(sources: list[tuple[int, str, str, dict[str, object]]], project_dir: Path,
+                    timeout: float = 120) -> dict[int, str]:
+    """``floe validate --deep``: (index, name, function, args) of each python source, imported
+    and checked in a child process (``floe.runtime.python_source.probe``); index -> problem.
+    Secret references in ``args`` stay references: binding checks names, never values."""
+    if not sources:
+        return {}
+    request = {"project": str(project_dir), "sources": [
+        {"index": i, "name": name, "function": function, "args": args}
+        for i, name, function, args in sources]}
+    try:
+        done = subprocess.run([sys.executable, "-m", "floe.runtime.python_source.probe"],
+                              input=json.dumps(request), capture_output=True, text=True,
+                              timeout=timeout, check=False, cwd=project_dir)
+    except subprocess.TimeoutExpired:
+        return {sources[0][0]: f"importing the python sources took over {timeout:.0f} s "
+                               "(a module that does work at import?)"}
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {sources[0][0]: f"importing the python sources failed: {last}"}
+    return {int(found["index"]): str(found["problem"]) for found in json.loads(done.stdout)}
