@@ -60,7 +60,7 @@ class BadRow:
         return f"{self.file}:{self.line}" if self.line else self.file
 
 
-def rejected_table(bad: list[BadRow]) -> pa.Table:
+def rejected_rows(bad: list[BadRow]) -> pa.Table:
     """The rows of ``<table>__rejected``: what came in, where from, and why it was refused."""
     return pa.table({
         "file": pa.array([b.file for b in bad], pa.string()),
@@ -68,6 +68,14 @@ def rejected_table(bad: list[BadRow]) -> pa.Table:
         "error": pa.array([b.error for b in bad], pa.string()),
         "raw": pa.array([b.raw[:_RAW_LIMIT] for b in bad], pa.string()),
     })
+
+
+def _unreadable_csv(name: str, bad: list[BadRow], error: Exception) -> BadRowError:
+    """Arrow stopped reading a CSV: at the first bad row (``bad_rows: fail``), or on
+    something that is not a row's shape."""
+    if bad:
+        return _fail(bad[0])
+    return BadRowError(f"cannot read {name} as csv: {_arrow_text(error)}")
 
 
 def _fail(row: BadRow) -> BadRowError:
@@ -151,9 +159,7 @@ class FileReader:
                 yield batch, bad[:]
                 bad.clear()
         except pa.ArrowInvalid as exc:
-            if bad:
-                raise _fail(bad[0]) from None
-            raise BadRowError(f"cannot read {name} as csv: {_arrow_text(exc)}") from None
+            raise _unreadable_csv(name, bad, exc) from None
         if bad:
             yield pa.record_batch([]), bad
 
@@ -196,9 +202,7 @@ class FileReader:
                 parse_options=pa_csv.ParseOptions(delimiter=self.delimiter,
                                                   invalid_row_handler=keep_aside))
         except pa.ArrowInvalid as exc:
-            if bad:
-                raise _fail(bad[0]) from None
-            raise BadRowError(f"cannot read {name} as csv: {_arrow_text(exc)}") from None
+            raise _unreadable_csv(name, bad, exc) from None
         if not bad:  # the multi-threaded reader failed on something else
             raise BadRowError(f"cannot read {name} as csv: {first_error}")
         return table, bad
@@ -228,8 +232,6 @@ class FileReader:
             good.append(line.encode())
         if not bad:  # valid lines that Arrow still refuses (e.g. a type that changes)
             raise BadRowError(f"cannot read {name} as jsonl: {first_error}")
-        if self.bad_rows == "fail":
-            raise _fail(bad[0])
         table = (pa_json.read_json(io.BytesIO(b"\n".join(good))) if good
                  else pa.table({}))
         return table, bad

@@ -50,7 +50,7 @@ from floe.runtime.ingestion.errors import (
     SourceTimeoutError,
     categorize_error,
 )
-from floe.runtime.ingestion.landing import REJECTED_SUFFIX, FileReader, rejected_table
+from floe.runtime.ingestion.landing import REJECTED_SUFFIX, FileReader, rejected_rows
 from floe.runtime.ingestion.result import IngestionResult, TableResult
 from floe.runtime.ingestion.sources import (
     build_source,
@@ -161,12 +161,11 @@ class _Extracted:
             counts[self.rejected_table] = len(self.reader.rejected)
         return counts
 
-
     def files_by_table(self, workdir: Path) -> dict[str, list[str]]:
         files: dict[str, list[str]] = defaultdict(list)
         if self.reader is not None and self.reader.rejected:  # committed first (see order)
             path = workdir / "rejected.parquet"
-            pq.write_table(rejected_table(self.reader.rejected), path)
+            pq.write_table(rejected_rows(self.reader.rejected), path)
             files[self.rejected_table].append(str(path))
         for load_id in self.pipeline.list_normalized_load_packages():
             package = self.pipeline.get_load_package_info(load_id)
