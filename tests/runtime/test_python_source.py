@@ -551,3 +551,4 @@ def test_validate_deep_imports_the_function_in_a_child(tmp_path: Path, api: Api,
     assert f"floe.yaml:9:17: sources[0].source_config.function: {message}" in deep.stderr, \
         deep.stderr
     assert API_KEY not in deep.stderr
+

@@ -15,6 +15,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from enum import StrEnum
+from typing import TYPE_CHECKING, TypedDict
 
 import requests
 from dlt.common.configuration.exceptions import ConfigurationException
@@ -25,6 +26,9 @@ from dlt.common.exceptions import (
     TransientException,
 )
 from pyiceberg import exceptions as iceberg
+
+if TYPE_CHECKING:
+    from floe.artifacts import CompiledSource
 
 
 class ErrorCategory(StrEnum):
@@ -92,6 +96,23 @@ class PipelineConfigurationError(IngestionError):
 class MissingSourceDependencyError(PipelineConfigurationError, ImportError):
     """An optional package a source type needs is not installed; the message names the pip
     extra.  Also an ImportError, so code that guards imports catches it as one."""
+
+
+class SourceFields(TypedDict):
+    source_type: str
+    destination_table: str
+    pipeline_name: str
+
+
+def about(source: CompiledSource) -> SourceFields:
+    """The fields an ingestion error names its source with (shown after its message)."""
+    return {"source_type": source.source_type, "destination_table": source.destination_table,
+            "pipeline_name": source.pipeline_name}
+
+
+def config_error(source: CompiledSource, message: str) -> PipelineConfigurationError:
+    """A mistake in the source's configuration (never retried), naming the source."""
+    return PipelineConfigurationError(message, **about(source))
 
 
 _TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}

@@ -16,12 +16,13 @@ import dlt
 from dlt.extract.source import DltSource
 
 from floe.artifacts import BadRows, CompiledSource
-from floe.logs import register_secret_value
+from floe.logs import mask, register_secret_value
 from floe.runtime.ingestion.columns import column_guard
 from floe.runtime.ingestion.errors import (
     IngestionError,
     MissingSourceDependencyError,
     PipelineConfigurationError,
+    config_error,
 )
 from floe.runtime.ingestion.landing import FileReader
 from floe.secrets import MissingSecretError, resolve_secrets, secret_names
@@ -318,18 +319,14 @@ def empty_landing(source: CompiledSource, project_root: Path,
     written = str(config["bucket_url"])
     url = local_url(written, project_root)
     if "://" not in url and not Path(url).is_dir():
-        raise PipelineConfigurationError(
-            f"landing folder {written} does not exist ({url}): create it, or fix "
-            "source_config.bucket_url", source_type=source.source_type,
-            destination_table=source.destination_table, pipeline_name=source.pipeline_name)
+        raise config_error(source, f"landing folder {written} does not exist ({url}): create "
+                           "it, or fix source_config.bucket_url")
     try:
         there = [str(item["relative_path"]) for item in landing_files(
             {**config, "file_glob": "**/*"}, project_root)]
     except Exception as exc:  # a bucket that does not exist, no access...
-        raise PipelineConfigurationError(
-            f"cannot list landing folder {written}: {type(exc).__name__}: {exc}",
-            source_type=source.source_type, destination_table=source.destination_table,
-            pipeline_name=source.pipeline_name) from None
+        raise config_error(source, f"cannot list landing folder {written}: "
+                           f"{type(exc).__name__}: {mask(str(exc))}") from None
     glob = str(config.get("file_glob", "*"))
     shown = ", ".join(sorted(there)[:5]) + (", ..." if len(there) > 5 else "")
     return (f"no file matches {glob} in {written}"

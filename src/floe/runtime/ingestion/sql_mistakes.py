@@ -15,7 +15,7 @@ from typing import Any
 
 from floe.artifacts import CompiledSource
 from floe.runtime.ingestion.columns import missing_column, named_columns
-from floe.runtime.ingestion.errors import ErrorCategory, IngestionError
+from floe.runtime.ingestion.errors import ErrorCategory, IngestionError, about
 
 
 def explain_sql_mistake(error: BaseException, source: CompiledSource, project_root: Path,
@@ -62,5 +62,4 @@ def _no_table(source: CompiledSource, name: str, tables: list[str], schema: str
         f"source_config.tables: no table {name} in schema {schema}"
         + (f" — did you mean {close[0]}?" if close else "")
         + f"; its tables: {', '.join(tables) or 'none'}; nothing was committed",
-        source_type=source.source_type, destination_table=source.destination_table,
-        pipeline_name=source.pipeline_name, category=ErrorCategory.CONFIGURATION)
+        category=ErrorCategory.CONFIGURATION, **about(source))

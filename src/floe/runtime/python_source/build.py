@@ -21,7 +21,7 @@ from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 
 from floe.artifacts import CompiledSource, MergeStrategy, WriteMode
-from floe.runtime.ingestion.errors import IngestionError, PipelineConfigurationError
+from floe.runtime.ingestion.errors import IngestionError, config_error
 from floe.runtime.python_source.frames import user_error
 from floe.runtime.python_source.importing import import_function
 
@@ -54,7 +54,7 @@ def python_source(config: dict[str, Any], source: CompiledSource, project_root: 
         for name in wanted:
             if name not in known:
                 close = difflib.get_close_matches(name, known, n=1)
-                raise _config_error(source, f"resources: {reference} has no resource {name}"
+                raise config_error(source, f"resources: {reference} has no resource {name}"
                                     + (f" — did you mean {close[0]}?" if close else "")
                                     + f"; its resources: {', '.join(known) or 'none'}")
         dlt_source = dlt_source.with_resources(*wanted)
@@ -73,7 +73,7 @@ def _check_arguments(function: Callable[..., Any], args: dict[str, Any], referen
         signature.bind(**args)
     except TypeError as exc:
         name = reference.split(":")[1]
-        raise _config_error(source, f"args do not fit {name}{_without_defaults(signature)}: "
+        raise config_error(source, f"args do not fit {name}{_without_defaults(signature)}: "
                             f"{exc}") from None
 
 
@@ -90,7 +90,7 @@ def _as_source(returned: Any, reference: str, source: CompiledSource) -> DltSour
     resources = [returned] if isinstance(returned, DltResource) else returned
     if (not isinstance(resources, list | tuple) or not resources
             or not all(isinstance(r, DltResource) for r in resources)):
-        raise _config_error(
+        raise config_error(
             source, f"function {reference} returned {type(returned).__name__}, not a dlt "
             "source or resource: return a @dlt.source, a @dlt.resource or a list of "
             "resources (or decorate the function itself)")
@@ -122,7 +122,7 @@ def resource_hints(dlt_source: DltSource, source: CompiledSource) -> dict[str, L
                 else _strategy(strategy, name, source)
         primary_key = source.primary_key if "primary_key" in source.declared else keys
         if write_mode == "merge" and not primary_key:
-            raise _config_error(source, f"resource {name} is merged but has no primary key: "
+            raise config_error(source, f"resource {name} is merged but has no primary key: "
                                 "set primary_key in floe.yaml or on the resource")
         hints[name] = LoadHints(write_mode, merge_strategy, tuple(primary_key))
     return hints
@@ -133,12 +133,6 @@ def _strategy(strategy: Any, resource: str, source: CompiledSource) -> MergeStra
         return "delete-insert"  # dlt's default merge strategy
     if strategy == "upsert":
         return "upsert"
-    raise _config_error(source, f"resource {resource} asks for dlt's merge strategy {strategy}, "
+    raise config_error(source, f"resource {resource} asks for dlt's merge strategy {strategy}, "
                         "which floe does not apply: set merge_strategy (upsert or "
                         "delete-insert) in floe.yaml")
-
-
-def _config_error(source: CompiledSource, message: str) -> PipelineConfigurationError:
-    return PipelineConfigurationError(
-        message, source_type=source.source_type, destination_table=source.destination_table,
-        pipeline_name=source.pipeline_name)

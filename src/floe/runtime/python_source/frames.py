@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from floe.artifacts import CompiledSource
-from floe.runtime.ingestion.errors import IngestionError, categorize_error
+from floe.runtime.ingestion.errors import IngestionError, about, categorize_error
 
 _LIBRARIES = tuple(
     str(Path(p).resolve()) + os.sep for p in
@@ -52,6 +52,6 @@ def user_error(error: BaseException, what: str, source: CompiledSource, project_
     DB-API classes)."""
     where = user_frame(error, project_root)
     return IngestionError(
-        f"{what} raised {type(error).__name__}: {error}" + (f" (at {where})" if where else ""),
-        source_type=source.source_type, destination_table=source.destination_table,
-        pipeline_name=source.pipeline_name, category=categorize_error(error))
+        f"{what} raised {type(error).__name__}: {error}"
+        + (f" (at {where})" if where else ""), category=categorize_error(error),
+        **about(source))

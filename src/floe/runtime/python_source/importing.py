@@ -17,10 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from floe.artifacts import CompiledSource
-from floe.runtime.ingestion.errors import (
-    MissingSourceDependencyError,
-    PipelineConfigurationError,
-)
+from floe.runtime.ingestion.errors import MissingSourceDependencyError, about, config_error
 from floe.runtime.python_source.frames import user_error
 
 # import names whose pip package is called something else
@@ -46,16 +43,14 @@ def import_function(source: CompiledSource, project_root: Path) -> Callable[...,
     except ModuleNotFoundError as exc:
         missing = exc.name or module_name
         if module_name == missing or module_name.startswith(missing + "."):
-            raise _config_error(
+            raise config_error(
                 source, f"function {reference}: module {module_name} not found in "
                 f"{project_root} or the installed packages (put {module_name.replace('.', '/')}"
                 ".py next to floe.yaml, or pip install the package that provides it)") from None
         top = missing.split(".")[0]
         raise MissingSourceDependencyError(
             f"function {reference}: module {module_name} imports {missing}, which is not "
-            f"installed: pip install {_PIP_NAMES.get(top, top)}",
-            source_type=source.source_type, destination_table=source.destination_table,
-            pipeline_name=source.pipeline_name) from None
+            f"installed: pip install {_PIP_NAMES.get(top, top)}", **about(source)) from None
     except Exception as exc:  # the module itself raised (or does not parse) on import
         raise user_error(exc, f"function {reference}: importing {module_name}", source,
                          project_root) from exc
@@ -63,11 +58,11 @@ def import_function(source: CompiledSource, project_root: Path) -> Callable[...,
     if found is None:
         names = [n for n in vars(module) if not n.startswith("_")]
         close = difflib.get_close_matches(name, names, n=1)
-        raise _config_error(source, f"function {reference}: module {module_name} defines no "
+        raise config_error(source, f"function {reference}: module {module_name} defines no "
                             f"{name}" + (f" — did you mean {module_name}:{close[0]}?"
                                          if close else ""))
     if not callable(found):
-        raise _config_error(source, f"function {reference}: {name} is a "
+        raise config_error(source, f"function {reference}: {name} is a "
                             f"{type(found).__name__}, not a function that returns a dlt source "
                             "or resource")
     return found  # type: ignore[no-any-return]
@@ -86,9 +81,3 @@ def _forget_other_projects(module_name: str, project_root: Path) -> None:
         if origin is None or not Path(origin).resolve().is_relative_to(mine):
             del sys.modules[name]
     importlib.invalidate_caches()
-
-
-def _config_error(source: CompiledSource, message: str) -> PipelineConfigurationError:
-    return PipelineConfigurationError(
-        message, source_type=source.source_type, destination_table=source.destination_table,
-        pipeline_name=source.pipeline_name)
