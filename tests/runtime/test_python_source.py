@@ -552,3 +552,20 @@ def test_validate_deep_imports_the_function_in_a_child(tmp_path: Path, api: Api,
         deep.stderr
     assert API_KEY not in deep.stderr
 
+
+def test_a_secret_in_the_users_error_is_masked(tmp_path: Path, api: Api) -> None:
+    """User code that puts its key into an exception (a URL with ?key=...) never shows it."""
+    module = """\
+import dlt
+
+@dlt.resource
+def leaky(base_url: str, api_key: str):
+    raise ValueError(f"GET {base_url}/orders?key={api_key} answered 500")
+    yield []
+"""
+    project = _project(tmp_path, api, function="sources.shop:leaky", module=module)
+    result = project.run("shop", environ=ENV)
+    assert not result.success
+    assert result.errors[0].startswith("python source shop raised ValueError: GET "), result.errors
+    assert "key=***" in result.errors[0]
+    assert API_KEY not in result.errors[0]

@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from floe.artifacts import CompiledSource
+from floe.logs import mask
 from floe.runtime.ingestion.errors import IngestionError, about, categorize_error
 
 _LIBRARIES = tuple(
@@ -52,6 +53,6 @@ def user_error(error: BaseException, what: str, source: CompiledSource, project_
     DB-API classes)."""
     where = user_frame(error, project_root)
     return IngestionError(
-        f"{what} raised {type(error).__name__}: {error}"
+        f"{what} raised {type(error).__name__}: {mask(str(error))}"
         + (f" (at {where})" if where else ""), category=categorize_error(error),
         **about(source))
