@@ -351,15 +351,21 @@ def _check_python(config: dict[str, Any], path: KeyPath, where: SourceMap
                                "resources: [customers, charges]")
 
 
+def _python_sources(floe: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any],
+                                                             dict[str, Any]]]:
+    """(index, source, source_config) of each python source."""
+    for index, source in enumerate(_list(floe.get("sources"))):
+        if isinstance(source, dict) and source.get("source_type") == "python":
+            yield index, source, _dict(source.get("source_config"))
+
+
 def check_python_functions(floe: dict[str, Any], where: SourceMap, project_dir: Path
                            ) -> list[Diagnostic]:
     """Each python source's ``function``: found where the run will import it from, by
     reading (never running) the project's modules."""
     found = []
-    for index, source in enumerate(_list(floe.get("sources"))):
-        if not isinstance(source, dict) or source.get("source_type") != "python":
-            continue
-        reference = _dict(source.get("source_config")).get("function")
+    for index, _, config in _python_sources(floe):
+        reference = config.get("function")
         if not isinstance(reference, str) or not reference:
             continue
         problem = check_reference(reference, project_dir)
@@ -373,14 +379,9 @@ def probe_python_functions(floe: dict[str, Any], where: SourceMap, project_dir: 
                            ) -> list[Diagnostic]:
     """``--deep``: each python source's function imported (in a child process) and its args
     bound to its signature; problems at the ``function`` line."""
-    wanted = []
-    for index, source in enumerate(_list(floe.get("sources"))):
-        if not isinstance(source, dict) or source.get("source_type") != "python":
-            continue
-        config = _dict(source.get("source_config"))
-        if isinstance(config.get("function"), str) and ":" in config["function"]:
-            wanted.append((index, str(source.get("name")), config["function"],
-                           _dict(config.get("args"))))
+    wanted = [(index, str(source.get("name")), config["function"], _dict(config.get("args")))
+              for index, source, config in _python_sources(floe)
+              if isinstance(config.get("function"), str) and ":" in config["function"]]
     problems = probe_functions(wanted, project_dir)
     return [where.diagnostic(("sources", index, "source_config", "function"), problem)
             for index, problem in sorted(problems.items())]

@@ -40,7 +40,7 @@ def python_source(config: dict[str, Any], source: CompiledSource, project_root: 
     function = import_function(source, project_root)
     args = dict(config.get("args") or {})
     reference = str(config["function"])
-    _check_arguments(function, args, reference, source)
+    check_arguments(function, args, reference, source)
     try:
         returned = function(**args)
     except IngestionError:
@@ -61,7 +61,7 @@ def python_source(config: dict[str, Any], source: CompiledSource, project_root: 
     return dlt_source
 
 
-def _check_arguments(function: Callable[..., Any], args: dict[str, Any], reference: str,
+def check_arguments(function: Callable[..., Any], args: dict[str, Any], reference: str,
                      source: CompiledSource) -> None:
     """Arguments the function does not take are named with its signature (never a value:
     an argument may be a secret)."""

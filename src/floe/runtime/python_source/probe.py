@@ -11,7 +11,6 @@ stdin; writes ``[{"index", "problem"}]`` as JSON on stdout.
 
 from __future__ import annotations
 
-import inspect
 import json
 import sys
 from pathlib import Path
@@ -19,8 +18,10 @@ from typing import Any
 
 
 def probe(project: Path, entry: dict[str, Any]) -> str | None:
+    """The problem with one source's function, checked as a run checks it (nothing called)."""
     from floe.artifacts import CompiledSource, RetryConfig
     from floe.runtime.ingestion.errors import IngestionError
+    from floe.runtime.python_source.build import check_arguments
     from floe.runtime.python_source.importing import import_function
 
     source = CompiledSource(
@@ -29,18 +30,10 @@ def probe(project: Path, entry: dict[str, Any]) -> str | None:
         schema_contract="evolve", retry=RetryConfig(),
         source_config={"function": entry["function"]})
     try:
-        function = import_function(source, project)
+        check_arguments(import_function(source, project), entry["args"], entry["function"],
+                        source)
     except IngestionError as exc:
         return exc.message
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):
-        return None
-    try:
-        signature.bind(**entry["args"])
-    except TypeError as exc:
-        name = entry["function"].split(":")[1]
-        return f"args do not fit {name}{signature}: {exc}"
     return None
 
 
