@@ -9,7 +9,8 @@ it alone (never twice).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import dagster as dg
 
@@ -42,27 +43,29 @@ def _failed_checks(context: dg.RunStatusSensorContext) -> list[str]:
     return failed
 
 
+def _dispatch(artifacts: CompiledArtifacts, notifications: Sequence[NotificationConfig],
+              status: NotificationEvent, asset: str, error: str, run_id: str, log: Any
+              ) -> None:
+    """Send one alert about a Dagster run, linking the run in the UI; an alert that could not
+    be delivered is a warning in the sensor's or step's log."""
+    ui = os.environ.get(UI_URL_ENV, "http://localhost:3000").rstrip("/")
+    for undelivered in notify(artifacts.product.name, notifications, status, asset=asset,
+                              error=error, run_id=run_id, dagster_url=f"{ui}/runs/{run_id}"):
+        log.warning(str(undelivered))
+
+
 def _send(artifacts: CompiledArtifacts, notification: NotificationConfig,
           status: NotificationEvent, context: dg.RunStatusSensorContext, error: str) -> None:
-    run = context.dagster_run
-    ui = os.environ.get(UI_URL_ENV, "http://localhost:3000").rstrip("/")
-    for undelivered in notify(artifacts.product.name, [notification], status,
-                              asset=_assets(context), error=error, run_id=run.run_id,
-                              dagster_url=f"{ui}/runs/{run.run_id}"):
-        context.log.warning(str(undelivered))
+    _dispatch(artifacts, [notification], status, _assets(context), error,
+              context.dagster_run.run_id, context.log)
 
 
 def check_failure_alerts(artifacts: CompiledArtifacts, asset: str, failed: list[str],
                          context: dg.AssetCheckExecutionContext) -> None:
     """``check_failure`` from the step that evaluated the checks: no daemon needed."""
-    if not failed:
-        return
-    ui = os.environ.get(UI_URL_ENV, "http://localhost:3000").rstrip("/")
-    for undelivered in notify(artifacts.product.name, artifacts.notifications, "check_failure",
-                              asset=asset, error=f"failed checks: {', '.join(failed)}",
-                              run_id=context.run.run_id,
-                              dagster_url=f"{ui}/runs/{context.run.run_id}"):
-        context.log.warning(str(undelivered))
+    if failed:
+        _dispatch(artifacts, artifacts.notifications, "check_failure", asset,
+                  f"failed checks: {', '.join(failed)}", context.run.run_id, context.log)
 
 
 def notification_sensors(artifacts: CompiledArtifacts) -> Iterator[dg.SensorDefinition]:
