@@ -106,21 +106,22 @@ def restore_states(catalog: Catalog, namespace: str, source_key: str,
     return restored
 
 
-def tables_with_record(catalog: Catalog, namespace: str, source_key: str) -> list[str]:
-    """The tables of ``namespace`` that hold a record of ``source_key``: where a source whose
-    resources are only known once it runs (a python source) left its state."""
+def recorded_states(catalog: Catalog, namespace: str, source_key: str
+                    ) -> dict[str, SourceState]:
+    """table -> ``source_key``'s record, for the tables of ``namespace`` that hold one: where a
+    source whose resources are only known once it runs (a python source) left its state."""
     try:
         identifiers = catalog.list_tables(namespace)
     except NoSuchNamespaceError:
-        return []
-    found = []
+        return {}
+    found = {}
     for identifier in identifiers:
         try:
-            table = catalog.load_table(identifier)
+            record = read_source_state(catalog.load_table(identifier), source_key)
         except NoSuchTableError:
             continue
-        if read_source_state(table, source_key).state is not None:
-            found.append(identifier[-1])
+        if record.state is not None:
+            found[identifier[-1]] = record
     return found
 
 

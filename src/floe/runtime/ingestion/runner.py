@@ -39,7 +39,7 @@ from floe.artifacts import CompiledSource
 from floe.logs import get_logger, mask
 from floe.runtime.iceberg.commit import commit_table_load, undo_commit
 from floe.runtime.iceberg.loads import UNFENCED, CommitResult, TableLoad
-from floe.runtime.iceberg.state import SourceState, restore_states, tables_with_record
+from floe.runtime.iceberg.state import SourceState, recorded_states, restore_states
 from floe.runtime.ingestion.column_identity import ColumnIds, source_column_ids
 from floe.runtime.ingestion.deadline import Deadline
 from floe.runtime.ingestion.errors import (
@@ -193,10 +193,13 @@ def _extract(source: CompiledSource, catalog: Catalog, project_root: Path, workd
     if python and not full_refresh:
         # a python source may read its state when it is called (dlt.current.source_state()):
         # restore it into the active pipeline first, from the tables it has loaded so far
-        known = list(source.resources) or tables_with_record(catalog, source.namespace,
-                                                             source.pipeline_name)
-        restored = restore_states(catalog, source.namespace, source.pipeline_name,
-                                  [source.table_for(r) for r in known])
+        if source.resources:
+            known = list(source.resources)
+            restored = restore_states(catalog, source.namespace, source.pipeline_name,
+                                      [source.table_for(r) for r in known])
+        else:  # one table per resource, named after it: the tables holding its records
+            restored = recorded_states(catalog, source.namespace, source.pipeline_name)
+            known = list(restored)
         _inject_states(pipeline, source, known, restored)
     dlt_source = build_source(source, project_root, environ, reader)
     if selected is not None:
