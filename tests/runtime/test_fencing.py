@@ -18,6 +18,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from floe.runtime.iceberg import commit as commit_module
+from floe.runtime.iceberg.catalog import open_catalog
 from floe.runtime.iceberg.state import read_committed_state
 from floe.runtime.ingestion import runner
 from tests.runtime.harness import Project
@@ -226,3 +227,31 @@ def test_a_table_written_by_an_older_floe_keeps_its_cursor(tmp_path: Path) -> No
         "floe.load-id": "old-load", "floe.dlt-state": dlt_json.typed_dumps(state)})
     record = read_source_state(catalog.load_table(("bronze", "t")), "any__source")
     assert (record.token, record.state) == ("old-load", state)
+
+
+def test_runs_opening_a_new_embedded_catalog_at_once_all_open_it(tmp_path: Path) -> None:
+    """The first open of an embedded catalog creates its tables; racing openers must not fail
+    (CI saw a run die with 'table iceberg_tables already exists')."""
+    project = Project(tmp_path)
+    project.write(SQLITE_APPEND)
+    artifacts = project.compile()
+    for attempt in range(5):
+        root = tmp_path / f"p{attempt}"
+        root.mkdir()
+        gate = threading.Barrier(6)
+        errors: list[BaseException] = []
+
+        def open_it(root: Path = root, gate: threading.Barrier = gate,
+                    errors: list[BaseException] = errors) -> None:
+            gate.wait()
+            try:
+                open_catalog(artifacts.environment, root).list_namespaces()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []

@@ -91,9 +91,19 @@ def catalog_properties(
 def open_catalog(
     environment: EnvironmentConfig, project_root: Path, environ: Mapping[str, str] | None = None
 ) -> Catalog:
-    """Load the catalog; pyiceberg connects lazily for REST only when first used."""
+    """Load the catalog; pyiceberg connects lazily for REST only when first used.
+
+    An embedded catalog creates its own tables the first time it is opened: two processes
+    opening a new one at once (a schedule and a manual run) both try, and the loser gets
+    SQLite's "table iceberg_tables already exists". Opening again finds the winner's tables.
+    """
     props = catalog_properties(environment, project_root, environ)
-    return load_catalog(environment.catalog.name, **props)
+    try:
+        return load_catalog(environment.catalog.name, **props)
+    except Exception as exc:
+        if environment.catalog.type != "sql" or "already exists" not in str(exc):
+            raise
+        return load_catalog(environment.catalog.name, **props)
 
 
 def connect_catalog(environment: EnvironmentConfig, project_root: Path) -> Catalog:
