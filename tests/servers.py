@@ -184,6 +184,7 @@ def mariadb_server() -> Iterator[MariaDB]:
          f"--pid-file={root / 'mysqld.pid'}", f"--log-error={log}",
          f"--log-bin={root / 'binlog'}", "--binlog-format=ROW", "--binlog-row-image=FULL",
          "--binlog-row-metadata=FULL", "--server-id=1", "--innodb-buffer-pool-size=128M",
+         "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
          "--skip-name-resolve"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from psycopg.types.string import TextLoader
 
-from floe.runtime.cdc import load as cdc_load
+from floe.runtime.cdc import commit as cdc_commit
+from floe.runtime.cdc.postgres import load as cdc_load
 from floe.runtime.iceberg import commit as commit_module
 from tests.runtime.harness import Project
 from tests.servers import Postgres
@@ -153,9 +154,9 @@ def test_a_crash_before_the_commit_loses_nothing(
     def crash(*_: object, **__: object) -> None:
         raise OSError("power lost before the commit")
 
-    monkeypatch.setattr(cdc_load, "commit_table_load", crash)
+    monkeypatch.setattr(cdc_commit, "commit_table_load", crash)
     assert not project.run(name, environ=environ).success
-    monkeypatch.setattr(cdc_load, "commit_table_load", commit_module.commit_table_load)
+    monkeypatch.setattr(cdc_commit, "commit_table_load", commit_module.commit_table_load)
     assert project.run(name, environ=environ).success
     assert_bronze_equals_source(project, postgres)
 
@@ -326,6 +327,38 @@ def test_columns_added_and_retyped_follow_the_evolution_rules(
     types = {f.name: str(f.field_type) for f in project.catalog().load_table(
         ("bronze", "customers")).schema().fields}
     assert types["tier"] == "string" and types["balance"] == "decimal(14, 2)"
+
+
+def test_a_rename_mid_batch_renames_the_bronze_column_keeping_its_field_id(
+        shop: tuple[Project, dict[str, str]], postgres: Postgres) -> None:
+    """Updates before and after a RENAME COLUMN in one batch: Bronze has one column under the
+    new name with every row's value, and older snapshots read under the new name (same field
+    id).  Before the fix Bronze kept `note` and added an empty `memo`."""
+    project, environ = shop
+    name = project_source(project)
+    assert project.run(name, environ=environ).success
+    before = project.catalog().load_table(("bronze", "orders")).schema().find_field("note")
+    postgres.execute("""
+        UPDATE orders SET note = 'before rename' WHERE id = 10;
+        ALTER TABLE orders RENAME COLUMN note TO memo;
+        UPDATE orders SET memo = 'after rename' WHERE id = 11;
+        INSERT INTO orders VALUES (14, 1, 2.5, 'new row');
+    """)
+    result = project.run(name, environ=environ)
+    assert result.success, result.errors
+    table = project.catalog().load_table(("bronze", "orders"))
+    assert "note" not in table.schema().column_names
+    assert table.schema().find_field("memo").field_id == before.field_id
+    assert_bronze_equals_source(project, postgres)
+    # renamed between two runs, with no change in between: the stored {attnum: name} has it
+    postgres.execute("ALTER TABLE orders RENAME COLUMN memo TO remark;")
+    assert project.run(name, environ=environ).success
+    postgres.execute("UPDATE orders SET remark = 'third name' WHERE id = 14;")
+    assert project.run(name, environ=environ).success
+    table = project.catalog().load_table(("bronze", "orders"))
+    assert table.schema().find_field("remark").field_id == before.field_id
+    assert "memo" not in table.schema().column_names
+    assert_bronze_equals_source(project, postgres)
 
 
 def test_dagster_has_one_asset_per_table_and_materializes_them(

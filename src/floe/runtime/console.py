@@ -203,7 +203,7 @@ def print_tables(console: Console, artifacts_path: Path | None) -> None:
 
 def _print_slot_lag(console: Console, artifacts: CompiledArtifacts) -> None:
     """A forgotten replication slot makes PostgreSQL keep WAL forever: show what each holds."""
-    from floe.runtime.cdc.postgres import slot_lag_bytes
+    from floe.runtime.cdc.postgres.server import slot_lag_bytes
     from floe.runtime.ingestion.sources import resolved_config
 
     for source in artifacts.sources:

@@ -1,9 +1,12 @@
 """Fold a run's changes into what Bronze needs: per table, the last version of each key, the
-keys to remove, and whether the table was truncated.
+keys to remove, and whether the table was truncated.  Shared by every CDC source family: each
+reader (``postgres/``, ``mysql/``) turns its stream into ``upsert``/``delete``/``truncate``/
+``rename`` calls on a ``TableFold``.
 
 A key inserted and deleted between two runs never reaches Bronze (hard deletes); an update that
-changes the primary key removes the old key; an unchanged TOASTed value keeps the value of the
-row's previous version (from this run's fold, or else from Bronze, filled in by the caller).
+changes the primary key removes the old key; an unchanged value a stream leaves out (PostgreSQL's
+TOAST) keeps the value of the row's previous version (from this run's fold, or else from Bronze,
+filled in by the caller).
 """
 
 from __future__ import annotations
@@ -17,8 +20,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from floe.runtime.cdc.pgoutput import UNCHANGED
-
 LSN_COLUMN = "_floe_lsn"
 COMMITTED_COLUMN = "_floe_committed_at"
 DELETED_COLUMN = "_floe_deleted_at"
@@ -28,19 +29,15 @@ Row = dict[str, Any]
 Key = tuple[Any, ...]
 
 
-def arrow_type(type_oid: int, typmod: int) -> pa.DataType:
-    """The Arrow (and so Iceberg) type of a PostgreSQL column; anything else stays text."""
-    simple = {16: pa.bool_(), 20: pa.int64(), 21: pa.int64(), 23: pa.int64(),
-              700: pa.float64(), 701: pa.float64(), 1082: pa.date32(), 1083: pa.time64("us"),
-              1114: pa.timestamp("us"), 1184: _TIMESTAMP, 17: pa.binary()}
-    if type_oid in simple:
-        return simple[type_oid]
-    if type_oid == 1700:  # numeric(p, s); unconstrained numeric as dlt does: (38, 9)
-        if typmod < 4:
-            return pa.decimal128(38, 9)
-        precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
-        return pa.decimal128(precision, scale) if precision <= 38 else pa.string()
-    return pa.string()
+class Unchanged:
+    """A value the stream leaves out because it did not change (PostgreSQL's unchanged TOASTed
+    values): Bronze's value stands."""
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED = Unchanged()
 
 
 @dataclass(slots=True)
@@ -62,11 +59,13 @@ class _Version:
 class TableFold:
     key: tuple[str, ...]
     types: dict[str, pa.DataType] = field(default_factory=dict)  # column -> type, in order
+    position_column: str = LSN_COLUMN  # where each row's source position lands
     versions: dict[Key, _Version] = field(default_factory=dict)
     truncated: bool = False
     changes: int = 0
     copied: int = 0  # rows of the first run's copy (reported as loaded, like the changes)
     base: list[pa.Table] = field(default_factory=list)  # the copy, as Arrow (no dict per row)
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # (old, new), in stream order
     _key_at: dict[tuple[str, ...], tuple[int, ...]] = field(default_factory=dict)
 
     def add_copy(self, names: Sequence[str], rows: Sequence[tuple[Any, ...]], lsn: int,
@@ -77,10 +76,29 @@ class TableFold:
                                   if pa.types.is_string(self.types[name]) else column,
                                   self.types[name])
                    for name, column in zip(names, values, strict=True)}
-        columns[LSN_COLUMN] = pa.array([lsn] * len(rows), pa.int64())
+        columns[self.position_column] = pa.array([lsn] * len(rows), pa.int64())
         columns[COMMITTED_COLUMN] = pa.array([committed_at] * len(rows), _TIMESTAMP)
         self.base.append(pa.table(columns))
         self.copied += len(rows)
+
+    def rename(self, old: str, new: str) -> None:
+        """A column renamed at the source mid-stream: every version folded so far, and the
+        copy, carry its values under the new name (the commit renames Bronze's column)."""
+        if old not in self.types or old == new:
+            return
+        self.types = {new if name == old else name: kind for name, kind in self.types.items()}
+        self.key = tuple(new if name == old else name for name in self.key)
+        renamed: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for version in self.versions.values():
+            names = version.names
+            if old in names:
+                if names not in renamed:
+                    renamed[names] = tuple(new if n == old else n for n in names)
+                version.names = renamed[names]
+        self.base = [t.rename_columns([new if n == old else n for n in t.column_names])
+                     for t in self.base]
+        self._key_at.clear()
+        self.renamed.append((old, new))
 
     def key_of(self, names: tuple[str, ...], values: tuple[Any, ...]) -> Key:
         at = self._key_at.get(names)
@@ -167,7 +185,7 @@ class TableFold:
             if pa.types.is_string(kind) or pa.types.is_floating(kind):  # text and Decimals
                 values = [_plain(v, kind) for v in values]
             columns[name] = pa.array(values, kind)
-        columns[LSN_COLUMN] = pa.array(lsns, pa.int64())
+        columns[self.position_column] = pa.array(lsns, pa.int64())
         columns[COMMITTED_COLUMN] = pa.array(times, _TIMESTAMP)
         if soft_deleted is not None:
             columns[DELETED_COLUMN] = pa.array(deleted_at, _TIMESTAMP)

@@ -64,7 +64,7 @@ from floe.runtime.iceberg.pyiceberg_internals import (
 from floe.runtime.iceberg.register import register, registrable
 from floe.runtime.iceberg.removed_rows import RemovedRows
 from floe.runtime.iceberg.state import read_source_state, snapshot_properties
-from floe.runtime.ingestion.column_identity import renames
+from floe.runtime.ingestion.column_identity import renames, stream_renames
 from floe.runtime.ingestion.errors import ConcurrentLoadError
 
 _ROW_INDEX = "__floe_row_index"
@@ -339,6 +339,16 @@ def _iceberg_types(incoming: pa.Schema) -> dict[str, Any]:
             if not pa.types.is_null(f.type)}
 
 
+def _renames(stored: dict[str, str] | None, load: TableLoad, columns: list[str]
+             ) -> list[tuple[str, str]]:
+    """Renames by column id since the last commit, then those a CDC stream saw (a column
+    the first already renames is not renamed twice)."""
+    by_id = renames(stored, load.source_columns, columns)
+    done = {old for old, _ in by_id} | {new for _, new in by_id}
+    return by_id + [(old, new) for old, new in stream_renames(columns, load.column_renames)
+                    if old not in done and new not in done]
+
+
 def _commit_once(catalog: Catalog, load: TableLoad, incoming: pa.Schema) -> CommitResult:
     table, created = _load_or_create(catalog, load, incoming)
     record = read_source_state(table, load.source_key)
@@ -347,8 +357,8 @@ def _commit_once(catalog: Catalog, load: TableLoad, incoming: pa.Schema) -> Comm
     before_id = before.snapshot_id if before is not None else None
     props = snapshot_properties(table, load.source_key, load.state, load.load_id,
                                 load.source_columns, carry_others=load.write_mode != "replace")
-    renamed = [] if load.recreate else renames(record.columns, load.source_columns,
-                                               table.schema().column_names)
+    renamed = [] if load.recreate else _renames(record.columns, load,
+                                                table.schema().column_names)
     with table.transaction() as tx:
         if renamed:  # same field id: older snapshots read under the new name
             with tx.update_schema() as update:

@@ -34,6 +34,7 @@ class TableLoad:
     expected_token: str | None = UNFENCED
     recreate: bool = False  # --full-refresh: the table takes the source's current schema
     source_columns: dict[str, str] | None = None  # {attnum: name} at the source (PostgreSQL)
+    column_renames: Sequence[tuple[str, str]] = ()  # (old, new) a CDC stream saw, in order
     delete_files: Sequence[str] = ()  # merge: parquet files of primary keys to remove
     delete_column: str | None = None  # merge: rows marked here remove their key (hard deletes)
     truncate: bool = False  # merge: the source emptied the table before these rows

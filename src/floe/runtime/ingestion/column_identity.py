@@ -57,3 +57,15 @@ def renames(before: Mapping[str, str] | None, now: Mapping[str, str] | None,
     return [(before[n], now[n]) for n in sorted(now, key=int)
             if n in before and before[n] != now[n]
             and before[n] in existing and now[n] not in existing]
+
+
+def stream_renames(bronze_columns: Sequence[str], seen: Sequence[tuple[str, str]]
+                   ) -> list[tuple[str, str]]:
+    """(old, new) for Bronze from the renames a CDC stream saw in order (``a -> b``, then
+    ``b -> c`` is one rename ``a -> c``), where Bronze has the old name and not the new."""
+    final: dict[str, str] = {}
+    for old, new in seen:
+        origin = next((o for o, n in final.items() if n == old), old)
+        final[origin] = new
+    existing = set(bronze_columns)
+    return [(o, n) for o, n in final.items() if o != n and o in existing and n not in existing]

@@ -259,7 +259,7 @@ def _replicate(source: CompiledSource, catalog: Catalog, workroot: Path, full_re
                environ: Mapping[str, str] | None, deadline: Deadline, retry_here: bool
                ) -> tuple[list[tuple[str, str | None, CommitResult]], dict[str, int]]:
     """postgres_cdc: its own reader (logical replication), the same commits and fencing."""
-    from floe.runtime.cdc.load import load_changes
+    from floe.runtime.cdc.postgres.load import load_changes
 
     config = resolved_config(source, environ)
     for attempt in _retrying(source, retry_here):

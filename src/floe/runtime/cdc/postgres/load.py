@@ -9,67 +9,45 @@ before the slot moved on applies nothing twice.
 The first run of a table is a copy that the replay makes exact: the slot exists before the copy
 starts, so every change the copy might have missed or half-seen is replayed on top of it (last
 version per key wins, deletes remove), and the copy plus the replay commit as one replace.
+
+Renames: pgoutput's Relation message names a table's columns as they were when the change was
+written, without their ``attnum``.  A Relation whose columns have the catalog's current types
+position by position is the same column list under older names: its rows are folded under the
+current names and Bronze's column is renamed (same field id) in this run's commit.  Between
+runs the catalog's ``{attnum: name}``, stored with every commit, catches the rest.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import NoSuchTableError
-from pyiceberg.table.upsert_util import create_match_filter
 
 from floe.artifacts import CompiledSource
-from floe.runtime.cdc.fold import (
-    COMMITTED_COLUMN,
-    DELETED_COLUMN,
-    LSN_COLUMN,
-    Key,
-    Row,
-    TableFold,
-    arrow_type,
+from floe.runtime.cdc.commit import (
+    Committed,
+    TablePlan,
+    commit_folds,
+    configuration_error,
+    no_cyclic_gc,
 )
-from floe.runtime.cdc.pgoutput import (
-    UNCHANGED,
+from floe.runtime.cdc.fold import UNCHANGED, TableFold
+from floe.runtime.cdc.postgres.pgoutput import (
     Change,
     Relation,
     Truncate,
     changes_with_their_transaction,
 )
-from floe.runtime.cdc.postgres import PostgresSource, ReplicationSetupError, TableInfo
-from floe.runtime.iceberg.commit import commit_table_load
-from floe.runtime.iceberg.loads import CommitResult, TableLoad
+from floe.runtime.cdc.postgres.server import (
+    PostgresSource,
+    ReplicationSetupError,
+    TableInfo,
+    arrow_type,
+)
 from floe.runtime.iceberg.state import SourceState, restore_states
 from floe.runtime.ingestion.deadline import Deadline
-from floe.runtime.ingestion.errors import PipelineConfigurationError
-
-Committed = list[tuple[str, str | None, CommitResult]]
-
-
-@contextlib.contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """The fold makes one small object per change and no cycles; Python's cyclic collector
-    would walk the whole growing heap again and again while it does."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _configuration_error(source: CompiledSource, message: str) -> PipelineConfigurationError:
-    return PipelineConfigurationError(message, source_type=source.source_type,
-                                      destination_table=source.destination_table,
-                                      pipeline_name=source.pipeline_name)
 
 
 def _key(source: CompiledSource, info: TableInfo) -> tuple[str, ...]:
@@ -90,40 +68,6 @@ def _stored_lsn(state: SourceState) -> int | None:
     return int(value) if value is not None else None
 
 
-def _bronze_rows(catalog: Catalog, source: CompiledSource, table: str, fold: TableFold,
-                 keys: list[Key]) -> dict[Key, Row]:
-    """Bronze's current rows for ``keys`` (soft deletes and unchanged TOAST values need them)."""
-    if not keys:
-        return {}
-    try:
-        bronze = catalog.load_table((source.namespace, source.table_for(table)))
-    except NoSuchTableError:
-        return {}
-    wanted = fold.keys_table(keys)
-    found = bronze.scan(row_filter=create_match_filter(wanted, list(fold.key))).to_arrow()
-    return {fold.key_of_row(row): row for row in found.to_pylist()}
-
-
-def _fill_from_bronze(catalog: Catalog, source: CompiledSource, table: str,
-                      fold: TableFold) -> dict[Key, Row] | None:
-    """Fill unchanged TOASTed values; return the rows soft deletes keep (None: hard)."""
-    pending = fold.unchanged_keys()
-    deleted = fold.deleted_keys() if source.deletes == "soft" else []
-    known = {**_bronze_rows(catalog, source, table, fold, pending + deleted),
-             **fold.copied_rows(pending)}
-    for key in pending:
-        fold.fill(key, known.get(key, {}))
-    if source.deletes != "soft":
-        return None
-    return {key: known[key] for key in deleted if key in known}
-
-
-def _write(workdir: Path, name: str, data: pa.Table) -> str:
-    path = workdir / f"{name}.parquet"
-    pq.write_table(data, path)
-    return str(path)
-
-
 def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any],
                  workdir: Path, full_refresh: bool, deadline: Deadline,
                  load_id: str) -> tuple[Committed, dict[str, int]]:
@@ -136,36 +80,16 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
             infos = pg.check()
             keys = {t: _key(source, infos[t]) for t in tables}
         except ReplicationSetupError as exc:
-            raise _configuration_error(source, str(exc)) from None
-        with deadline.interrupting("reading changes"), _no_cyclic_gc():
+            raise configuration_error(source, str(exc)) from None
+        with deadline.interrupting("reading changes"), no_cyclic_gc():
             folds, restored, stored, upto = _read(source, catalog, pg, infos, keys, tables,
                                                   full_refresh)
         deadline.check("reading changes")
-        committed: Committed = []
-        counts: dict[str, int] = {}
-        for table in tables:
-            fold = folds[table]
-            copied = stored[table] is None
-            if not fold.changes and not copied:
-                continue
-            soft = _fill_from_bronze(catalog, source, table, fold)
-            upserts = _write(workdir, f"{table}.upserts", fold.upserts(soft))
-            deletes = [] if soft is not None else [
-                _write(workdir, f"{table}.deletes", fold.deletes())]
-            rows = fold.copied + fold.changes  # the copy's rows, then the changes on top
-            fold.release()
-            load = TableLoad(
-                identifier=(source.namespace, source.table_for(table)),
-                files=[upserts], delete_files=deletes,
-                write_mode="merge", merge_strategy="upsert", primary_key=fold.key,
-                schema_contract=source.schema_contract, state={"lsn": upto},
-                load_id=load_id, source_key=source.pipeline_name,
-                expected_token=restored[table].token, recreate=full_refresh,
-                truncate=copied or fold.truncated,
-                partition_by=source.partition_by, sort_by=source.sort_by)
-            bronze_table = source.table_for(table)
-            committed.append((bronze_table, table, commit_table_load(catalog, load)))
-            counts[bronze_table] = rows
+        plans = [TablePlan(t, folds[t], restored[t], {"lsn": upto}, stored[t] is None,
+                           source_columns=infos[t].column_ids)
+                 for t in tables if folds[t].changes or stored[t] is None]
+        committed, counts = commit_folds(source, catalog, plans, workdir, full_refresh,
+                                         load_id)
         pg.advance(upto)  # only now: every table holds what the slot gives up
     return committed, counts
 
@@ -198,12 +122,16 @@ def _read(source: CompiledSource, catalog: Catalog, pg: PostgresSource,
     by_oid = {infos[t].oid: t for t in tables}
     for begin, message in changes_with_their_transaction(pg.changes(upto)):
         if isinstance(message, Relation):
-            decoders[message.oid] = _Decoder(message, pg)
             known = by_oid.get(message.oid)
+            decoder = _Decoder(message, pg, infos[known] if known else None)
+            decoders[message.oid] = decoder
             if known is not None:  # the newest column list and types win
-                for column in message.columns:
-                    folds[known].types[column.name] = arrow_type(column.type_oid,
-                                                                 column.typmod)
+                fold = folds[known]
+                for old, new in decoder.renamed:
+                    if (old, new) not in fold.renamed:
+                        fold.renamed.append((old, new))
+                for name, column in zip(decoder.names, message.columns, strict=True):
+                    fold.types[name] = arrow_type(column.type_oid, column.typmod)
             continue
         if not isinstance(message, Change | Truncate):
             continue
@@ -218,11 +146,27 @@ def _read(source: CompiledSource, catalog: Catalog, pg: PostgresSource,
     return folds, restored, stored, upto
 
 
-class _Decoder:
-    """A relation's column names and value loaders, built once per Relation message."""
+def current_names(relation: Relation, info: TableInfo | None) -> tuple[str, ...]:
+    """The relation's columns under their current names: position by position when the
+    column list has the catalog's length and types (a rename changes only names), else as
+    the message names them (a column added or dropped since: no rename is guessed)."""
+    names = tuple(c.name for c in relation.columns)
+    if info is None or len(info.columns) != len(names):
+        return names
+    if any(c.type_oid != oid for c, (_, oid, _) in zip(relation.columns, info.columns,
+                                                        strict=True)):
+        return names
+    return tuple(name for name, _, _ in info.columns)
 
-    def __init__(self, relation: Relation, pg: PostgresSource) -> None:
-        self.names = tuple(c.name for c in relation.columns)
+
+class _Decoder:
+    """A relation's column names (current ones) and value loaders, built once per Relation
+    message."""
+
+    def __init__(self, relation: Relation, pg: PostgresSource, info: TableInfo | None) -> None:
+        self.names = current_names(relation, info)
+        self.renamed = [(c.name, name) for c, name in zip(relation.columns, self.names,
+                                                           strict=True) if c.name != name]
         self.loads = [pg.text_loader(c.type_oid) for c in relation.columns]
 
     def values(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -247,6 +191,3 @@ def _apply(fold: TableFold, decoder: _Decoder, message: Change | Truncate, lsn: 
         if fold.key_of(names, old) != fold.key_of(names, new):  # the primary key changed
             fold.delete(names, old, lsn, committed_at)
     fold.upsert(names, new, lsn, committed_at)
-
-
-__all__ = ["COMMITTED_COLUMN", "DELETED_COLUMN", "LSN_COLUMN", "load_changes"]

@@ -14,17 +14,11 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from floe.runtime.cdc.fold import UNCHANGED, Unchanged
+
 PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
-class Unchanged:
-    """An unchanged TOASTed value: the message leaves it out; Bronze's value stands."""
-
-    def __repr__(self) -> str:
-        return "UNCHANGED"
-
-
-UNCHANGED = Unchanged()
 Value = bytes | None | Unchanged
 
 

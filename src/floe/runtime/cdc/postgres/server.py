@@ -15,13 +15,29 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import pyarrow as pa
 from psycopg import sql
 from psycopg.types.string import TextLoader
 
-from floe.runtime.cdc.pgoutput import int_to_lsn, lsn_to_int
+from floe.runtime.cdc.postgres.pgoutput import int_to_lsn, lsn_to_int
 
 # values that stay text in Bronze: json/jsonb by their PostgreSQL text, uuids, arrays and the rest
 _AS_TEXT = ("json", "jsonb", "uuid")
+
+
+def arrow_type(type_oid: int, typmod: int) -> pa.DataType:
+    """The Arrow (and so Iceberg) type of a PostgreSQL column; anything else stays text."""
+    simple = {16: pa.bool_(), 20: pa.int64(), 21: pa.int64(), 23: pa.int64(),
+              700: pa.float64(), 701: pa.float64(), 1082: pa.date32(), 1083: pa.time64("us"),
+              1114: pa.timestamp("us"), 1184: pa.timestamp("us", tz="UTC"), 17: pa.binary()}
+    if type_oid in simple:
+        return simple[type_oid]
+    if type_oid == 1700:  # numeric(p, s); unconstrained numeric as dlt does: (38, 9)
+        if typmod < 4:
+            return pa.decimal128(38, 9)
+        precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
+        return pa.decimal128(precision, scale) if precision <= 38 else pa.string()
+    return pa.string()
 
 
 class ReplicationSetupError(Exception):
@@ -35,6 +51,7 @@ class TableInfo:
     columns: tuple[tuple[str, int, int], ...]  # (name, type oid, typmod)
     primary_key: tuple[str, ...]
     replica_identity: str
+    column_ids: dict[str, str]  # {attnum: name}: a rename keeps the attnum
 
 
 def connection_url(url: str) -> str:
@@ -94,14 +111,16 @@ class PostgresSource:
                 f"table {self.schema}.{name} does not exist: create it, or remove it from "
                 "source_config.tables")
         oid, identity = int(row[0]), str(row[1])
-        columns = tuple((str(n), int(t), int(m)) for n, t, m in self.conn.execute(
-            "SELECT attname, atttypid, atttypmod FROM pg_attribute WHERE attrelid = %s "
-            "AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (oid,)).fetchall())
+        found = self.conn.execute(
+            "SELECT attname, atttypid, atttypmod, attnum FROM pg_attribute WHERE attrelid = %s "
+            "AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (oid,)).fetchall()
+        columns = tuple((str(n), int(t), int(m)) for n, t, m, _ in found)
+        ids = {str(number): str(n) for n, _, _, number in found}
         key = tuple(str(k) for (k,) in self.conn.execute(
             "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
             "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s AND i.indisprimary "
             "ORDER BY array_position(i.indkey, a.attnum)", (oid,)).fetchall())
-        return TableInfo(name, oid, columns, key, identity)
+        return TableInfo(name, oid, columns, key, identity, ids)
 
     def ensure_publication(self) -> None:
         """Create the publication, or make it publish exactly the listed tables."""

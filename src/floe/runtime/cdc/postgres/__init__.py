@@ -1,0 +1,1 @@
+"""``postgres_cdc``: PostgreSQL logical replication (pgoutput) into Bronze, in mini-batches."""
