@@ -203,7 +203,8 @@ def mariadb_server() -> Iterator[MariaDB]:
             cursor.execute(f"CREATE DATABASE {server.database}")
             cursor.execute(f"CREATE USER '{server.user}'@'%' IDENTIFIED BY "
                            f"'{server.password}'")
-            cursor.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{server.user}'@'%'")
+            cursor.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{server.user}'@'%' "
+                           "WITH GRANT OPTION")
         admin.close()
         yield server
     finally:

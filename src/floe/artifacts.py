@@ -22,7 +22,10 @@ ARTIFACTS_VERSION = "1.3"
 ARTIFACTS_SCHEMA_URL = "https://floe.dev/schemas/compiled_artifacts/v1.json"
 DEFAULT_ARTIFACTS_PATH = Path("target") / "compiled_artifacts.json"
 
-SourceType = Literal["rest_api", "sql_database", "filesystem", "postgres_cdc", "python"]
+SourceType = Literal["rest_api", "sql_database", "filesystem", "postgres_cdc", "mysql_cdc",
+                     "python"]
+CDC_SOURCE_TYPES = ("postgres_cdc", "mysql_cdc")
+"""Sources that read a database's change stream: always merge, deletes from the stream."""
 Deletes = Literal["hard", "soft"]
 BadRows = Literal["fail", "skip", "quarantine"]
 WriteMode = Literal["append", "replace", "merge"]
@@ -181,7 +184,7 @@ class CompiledSource(_Frozen):
     primary_key: tuple[str, ...] = ()
     deletes: Deletes = Field(
         default="hard", description="hard: a deleted row leaves Bronze; soft: it stays with "
-        "_floe_deleted_at (postgres_cdc) or its delete_column marker")
+        "_floe_deleted_at (postgres_cdc, mysql_cdc) or its delete_column marker")
     delete_column: str | None = Field(
         default=None, description="merge: a row whose column is true / non-null deletes its key")
     depends_on: tuple[str, ...] = Field(

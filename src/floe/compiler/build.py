@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import zlib
 from typing import Any
 
 from floe import __version__
 from floe.artifacts import (
+    CDC_SOURCE_TYPES,
     AcceptedValuesCheck,
     CatalogConfig,
     CheckConfig,
@@ -120,11 +122,26 @@ def pipeline_name(product: str, source: str) -> str:
     return f"{product.replace('-', '_')}__{source}"
 
 
+def default_server_id(product: str, source: str) -> int:
+    """mysql_cdc's replica id when floe.yaml sets none: one per product and source, from
+    1,000,000 up (servers' own ids are usually small): 1000000 + crc32("product__source")
+    mod 3,000,000,000 (docs/mysql.md)."""
+    return 1_000_000 + zlib.crc32(pipeline_name(product, source).encode()) % 3_000_000_000
+
+
 def replication_names(product: str, source: str, config: dict[str, Any]) -> dict[str, Any]:
     """postgres_cdc: the slot and publication, defaulted (slot names allow [a-z0-9_] only)."""
     slot = str(config.get("slot_name") or re.sub(r"[^a-z0-9_]", "_", f"floe_{product}_{source}"))
     return {**config, "schema": config.get("schema") or "public", "slot_name": slot,
             "publication_name": config.get("publication_name") or slot}
+
+
+def _cdc_config(spec: SourceSpec, product: str) -> dict[str, Any]:
+    """A CDC source's config with what identifies it at the database defaulted."""
+    if spec.source_type == "mysql_cdc":
+        return {**spec.source_config, "server_id": spec.source_config.get("server_id")
+                or default_server_id(product, spec.name)}
+    return replication_names(product, spec.name, spec.source_config)
 
 
 def _declared(spec: SourceSpec, defaults: Defaults) -> tuple[str, ...]:
@@ -135,7 +152,7 @@ def _declared(spec: SourceSpec, defaults: Defaults) -> tuple[str, ...]:
 
 
 def _source(spec: SourceSpec, defaults: Defaults, product: str) -> CompiledSource:
-    cdc = spec.source_type == "postgres_cdc"
+    cdc = spec.source_type in CDC_SOURCE_TYPES
     write_mode = "merge" if cdc else spec.write_mode or defaults.write_mode or "append"
     namespace, _, table = spec.destination_table.partition(".")
     names = resource_names(spec.source_type, spec.source_config)
@@ -173,8 +190,7 @@ def _source(spec: SourceSpec, defaults: Defaults, product: str) -> CompiledSourc
         checks=tuple(_check(c) for c in spec.checks),
         bad_rows=spec.bad_rows or "fail",
         declared=_declared(spec, defaults) if spec.source_type == "python" else (),
-        source_config=replication_names(product, spec.name, spec.source_config) if cdc
-        else spec.source_config,
+        source_config=_cdc_config(spec, product) if cdc else spec.source_config,
     )
 
 

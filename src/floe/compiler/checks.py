@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from croniter import croniter
 
+from floe.artifacts import CDC_SOURCE_TYPES
 from floe.compiler.graph import check_dependencies
 from floe.compiler.positions import SourceMap
 from floe.compiler.python_ref import check_reference, probe_functions
@@ -49,6 +50,7 @@ _SOURCE_CONFIG_KEYS: dict[str, dict[str, str]] = {
         "credentials": "string", "schema": "string", "tables": "list",
         "slot_name": "string", "publication_name": "string",
     },
+    "mysql_cdc": {"credentials": "string", "tables": "list", "server_id": "integer"},
 }
 _SLOT_NAME = re.compile(r"^[a-z0-9_]{1,63}$")
 _SQL_BACKENDS = ("adbc", "sqlalchemy", "pyarrow", "connectorx", "pandas")
@@ -159,15 +161,16 @@ def _check_write_mode(
     source: dict[str, Any], defaults: dict[str, Any], path: KeyPath, where: SourceMap
 ) -> Iterator[Diagnostic]:
     primary_key = source.get("primary_key")
-    if source.get("source_type") == "postgres_cdc":
+    source_type = source.get("source_type")
+    if source_type in CDC_SOURCE_TYPES:
         if "write_mode" in source and source["write_mode"] != "merge":
             yield where.diagnostic(
-                (*path, "write_mode"), f"postgres_cdc always merges; write_mode "
+                (*path, "write_mode"), f"{source_type} always merges; write_mode "
                 f"{source['write_mode']} cannot apply",
                 "remove write_mode: changes are upserted by primary key and deletes remove rows")
         if "delete_column" in source:
             yield where.diagnostic(
-                (*path, "delete_column"), "postgres_cdc knows deletes from the replication "
+                (*path, "delete_column"), f"{source_type} knows deletes from the replication "
                 "stream; delete_column does not apply", "remove delete_column")
         return
     mode = source.get("write_mode", defaults.get("write_mode", "append"))
@@ -231,7 +234,7 @@ def resource_names(source_type: Any, config: dict[str, Any]) -> list[str]:
             if isinstance(name, str):
                 names.append(name)
         return names
-    if source_type in ("sql_database", "postgres_cdc"):
+    if source_type in ("sql_database", *CDC_SOURCE_TYPES):
         return [t for t in _list(config.get("tables")) if isinstance(t, str)]
     if source_type == "python":
         return [r for r in _list(config.get("resources")) if isinstance(r, str)]
@@ -260,6 +263,8 @@ def _check_source_config(
         yield from _check_sql_database(config, config_path, where)
     elif source_type == "postgres_cdc":
         yield from _check_postgres_cdc(config, config_path, where)
+    elif source_type == "mysql_cdc":
+        yield from _check_mysql_cdc(config, config_path, where)
     elif source_type == "python":
         yield from _check_python(config, config_path, where)
     else:
@@ -336,6 +341,24 @@ def _check_postgres_cdc(config: dict[str, Any], path: KeyPath, where: SourceMap
                 "lowercase letters, digits and underscores, at most 63")
 
 
+def _check_mysql_cdc(config: dict[str, Any], path: KeyPath, where: SourceMap
+                     ) -> Iterator[Diagnostic]:
+    yield from _require(config, "credentials", path, where, "mysql_cdc",
+                        "credentials: \"{{ secret('DB_URL') }}\" (mysql://... or mariadb://...)")
+    yield from _require(config, "tables", path, where, "mysql_cdc",
+                        "tables: [customers, orders] (the tables to replicate)")
+    tables = config.get("tables")
+    if tables is not None and (not isinstance(tables, list)
+                               or not all(isinstance(t, str) and t for t in tables)):
+        yield where.diagnostic((*path, "tables"), "tables must be a list of table names")
+    server_id = config.get("server_id")
+    if server_id is not None and (not isinstance(server_id, int) or isinstance(server_id, bool)
+                                  or not 1 <= server_id < 2**32):
+        yield where.diagnostic((*path, "server_id"),
+                               "server_id must be an integer from 1 to 4294967295",
+                               "a number no MySQL server or replica of this source uses")
+
+
 def _check_python(config: dict[str, Any], path: KeyPath, where: SourceMap
                   ) -> Iterator[Diagnostic]:
     """The shape of a python source (where its function lives: ``check_python_functions``)."""
@@ -409,7 +432,8 @@ def _check_checks(source: dict[str, Any], path: KeyPath, where: SourceMap
             yield where.diagnostic(
                 (*path, "checks", index, "reconcile"),
                 "reconcile compares Bronze with its source; an API cannot be re-read as it "
-                "was loaded", "use it on sql_database, postgres_cdc or filesystem sources")
+                "was loaded",
+                "use it on sql_database, postgres_cdc, mysql_cdc or filesystem sources")
         row_count = _dict(_dict(check).get("row_count"))
         low, high = row_count.get("min"), row_count.get("max")
         if isinstance(low, int) and isinstance(high, int) and low > high:

@@ -55,13 +55,23 @@ _REPLICATION_RISKS = {
                  "WAL forever",
     "publication_name": "a new publication is created; drop the old one when nothing uses it",
 }
+_BINLOG_RISKS = {
+    "tables": "tables added are copied on the next run, then follow the binlog; tables "
+              "removed are no longer replicated (their Bronze tables are kept)",
+    "server_id": "the binlog is read under another replica id (nothing is copied again); "
+                 "make sure no other replica uses it",
+    "credentials": "another server or account: if it is another server, its binlog "
+                   "positions differ: floe run --full-refresh copies the tables again",
+}
+_RISKS = {"postgres_cdc": _REPLICATION_RISKS, "mysql_cdc": _BINLOG_RISKS}
 
 
 def _replication_changes(old: CompiledSource, new: CompiledSource) -> list[Change]:
-    """postgres_cdc: the parts of source_config that move the slot or the publication."""
+    """CDC sources: the parts of source_config that move where the stream is read from (the
+    slot or the publication; the binlog replica), each with what it means."""
     return [Change(new.name, "changed", f"source_config.{key}", old.source_config.get(key),
                    new.source_config.get(key), risk)
-            for key, risk in _REPLICATION_RISKS.items()
+            for key, risk in _RISKS[new.source_type].items()
             if old.source_config.get(key) != new.source_config.get(key)]
 
 
@@ -82,7 +92,8 @@ def _source_changes(old: CompiledSource, new: CompiledSource) -> list[Change]:
     for field, value in after.items():
         if field in _WHERE and same_tables:  # written differently, the same tables
             continue
-        if field == "source_config" and new.source_type == "postgres_cdc" == old.source_type:
+        if field == "source_config" and new.source_type in _RISKS and (
+                new.source_type == old.source_type):
             changes += _replication_changes(old, new)
             continue
         if before.get(field) != value:

@@ -145,7 +145,7 @@ class SourceSpec(_Spec):
     primary_key: str | list[str] | None = None
     deletes: Literal["hard", "soft"] | None = Field(
         default=None, description="hard (default): deleted rows leave Bronze; soft: they stay, "
-        "marked (_floe_deleted_at for postgres_cdc, the delete_column otherwise)")
+        "marked (_floe_deleted_at for postgres_cdc and mysql_cdc, the delete_column otherwise)")
     delete_column: str | None = Field(
         default=None, description="merge only: a row whose column is true (boolean) or "
         "non-null (timestamp) removes its key from Bronze")

@@ -199,6 +199,7 @@ def print_tables(console: Console, artifacts_path: Path | None) -> None:
                       str(snapshot.snapshot_id) if snapshot else "-")
     console.print(table)
     _print_slot_lag(console, project.artifacts)
+    _print_binlog_lag(console, project.artifacts, catalog)
 
 
 def _print_slot_lag(console: Console, artifacts: CompiledArtifacts) -> None:
@@ -219,6 +220,21 @@ def _print_slot_lag(console: Console, artifacts: CompiledArtifacts) -> None:
             continue
         what = "not created yet" if lag is None else f"lag {lag:,} bytes of WAL"
         console.print(f"{source.name}: replication slot {slot}: {what}", markup=False)
+
+
+def _print_binlog_lag(console: Console, artifacts: CompiledArtifacts, catalog: Catalog) -> None:
+    """mysql_cdc: how much binlog each source has still to read (from its oldest table)."""
+    from floe.runtime.cdc.mysql.lag import binlog_lag
+    from floe.runtime.ingestion.sources import resolved_config
+
+    for source in artifacts.sources:
+        if source.source_type != "mysql_cdc":
+            continue
+        try:
+            what = binlog_lag(source, resolved_config(source), catalog)
+        except Exception as exc:
+            what = f"lag unknown ({mask(str(exc))})"
+        console.print(f"{source.name}: binlog {what}", markup=False)
 
 
 def _cell(value: Any) -> str:

@@ -32,7 +32,7 @@ from pyiceberg.table import Table
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from floe.artifacts import CompiledSource
+from floe.artifacts import CDC_SOURCE_TYPES, CompiledSource
 from floe.logs import mask
 from floe.runtime.canonical import canonical, column_hashes, row_hashes
 from floe.runtime.iceberg.merge_load import last_per_key, marked
@@ -203,10 +203,10 @@ def _keys(rows: pa.Table, sample: int) -> list[str]:
 
 def _lag(source: CompiledSource, engine: sqlalchemy.Engine, reflected: sqlalchemy.Table,
          bronze: Table) -> tuple[str | None, float | None]:
-    """Newest cursor value at the source minus in Bronze (postgres_cdc: the last change
+    """Newest cursor value at the source minus in Bronze (CDC sources: the last change
     applied), as text and, for a time cursor, in seconds."""
     column = source.cursor_field
-    if source.source_type == "postgres_cdc":
+    if source.source_type in CDC_SOURCE_TYPES:
         newest = _bronze_max(bronze, "_floe_committed_at")
         return (f"last change applied at {newest}" if newest else None), None
     if not column:
@@ -238,7 +238,7 @@ def verify_source(source: CompiledSource, catalog: Catalog, project_root: Path,
     """One report per table of ``source``."""
     if source.source_type == "filesystem":
         return [_verify_files(source, catalog, project_root, sample, environ)]
-    if source.source_type not in ("sql_database", "postgres_cdc"):
+    if source.source_type not in ("sql_database", *CDC_SOURCE_TYPES):
         why = ("its function gives what it has now, like an API, not what was loaded"
                if source.source_type == "python" else
                "an API shows only what it has now, not what was loaded")
@@ -405,7 +405,7 @@ def reconcile(source: CompiledSource, bronze: Table, resource: str, project_root
 
 def _deleted_marker(source: CompiledSource) -> str | None:
     """The Bronze column marking rows deleted at the source, which verify leaves out."""
-    if source.source_type == "postgres_cdc":
+    if source.source_type in CDC_SOURCE_TYPES:
         return "_floe_deleted_at" if source.deletes == "soft" else None
     return source.delete_column
 

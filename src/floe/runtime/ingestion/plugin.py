@@ -60,7 +60,8 @@ class DltIngestionPlugin(IngestionPlugin):
     def metadata(self) -> PluginMetadata:
         return PluginMetadata(
             name="dlt", version=__version__, floe_api_version=FLOE_API_VERSION,
-            source_types=("rest_api", "sql_database", "filesystem", "postgres_cdc"),
+            source_types=("rest_api", "sql_database", "filesystem", "postgres_cdc", "mysql_cdc",
+                          "python"),
             write_modes=("append", "replace", "merge"),
             schema_contracts=("evolve", "freeze", "discard_value"))
 

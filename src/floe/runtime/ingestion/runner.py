@@ -35,7 +35,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from floe.artifacts import CompiledSource
+from floe.artifacts import CDC_SOURCE_TYPES, CompiledSource
 from floe.logs import get_logger, mask
 from floe.runtime.iceberg.commit import commit_table_load, undo_commit
 from floe.runtime.iceberg.loads import UNFENCED, CommitResult, TableLoad
@@ -258,8 +258,12 @@ def _retrying(source: CompiledSource, retry_here: bool) -> Retrying:
 def _replicate(source: CompiledSource, catalog: Catalog, workroot: Path, full_refresh: bool,
                environ: Mapping[str, str] | None, deadline: Deadline, retry_here: bool
                ) -> tuple[list[tuple[str, str | None, CommitResult]], dict[str, int]]:
-    """postgres_cdc: its own reader (logical replication), the same commits and fencing."""
-    from floe.runtime.cdc.postgres.load import load_changes
+    """postgres_cdc and mysql_cdc: their own readers (logical replication, the binlog), the
+    same commits and fencing."""
+    if source.source_type == "mysql_cdc":
+        from floe.runtime.cdc.mysql.load import load_changes
+    else:
+        from floe.runtime.cdc.postgres.load import load_changes
 
     config = resolved_config(source, environ)
     for attempt in _retrying(source, retry_here):
@@ -445,7 +449,7 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
         try:
             with tempfile.TemporaryDirectory(prefix="floe-dlt-") as workroot:
                 warnings: list[str] = []
-                if source.source_type == "postgres_cdc":
+                if source.source_type in CDC_SOURCE_TYPES:
                     committed, row_counts = _replicate(source, catalog, Path(workroot),
                                                        full_refresh, environ, deadline,
                                                        retry_here)

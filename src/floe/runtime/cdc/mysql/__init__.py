@@ -1,0 +1,1 @@
+"""``mysql_cdc``: MySQL and MariaDB binary logs (ROW events) into Bronze, in mini-batches."""

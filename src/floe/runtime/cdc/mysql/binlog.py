@@ -1,0 +1,207 @@
+"""Read a binlog range as row changes, with python-mysql-replication (PyPI
+``mysql-replication``): the one module that touches that library, fenced by
+``tests/runtime/test_mysql_cdc.py::test_the_binlog_library_contract``.
+
+A range is read non-blocking (the server ends the stream at the end of its log) from a start
+position, and stops at the first event past ``upto``, the end of the log a run saw when it
+started: binlogs hold whole transactions one after another, so every transaction that ended
+at or before ``upto`` is read whole.  Column names come from each row event's own table map
+(``binlog_row_metadata=FULL``), never from a later ``information_schema`` lookup, so a
+backlog that spans several ``ALTER TABLE``\\s lands with the names each change was made under.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication.constants import FIELD_TYPE, NONE_SOURCE
+from pymysqlreplication.event import QueryEvent, RotateEvent
+from pymysqlreplication.row_event import (
+    DeleteRowsEvent,
+    PartialUpdateRowsEvent,
+    UpdateRowsEvent,
+    WriteRowsEvent,
+)
+
+from floe.runtime.cdc.mysql.server import Position, ReplicationSetupError
+from floe.runtime.cdc.mysql.types import ColumnType
+
+_INTS = {FIELD_TYPE.TINY, FIELD_TYPE.SHORT, FIELD_TYPE.INT24, FIELD_TYPE.LONG}
+_KINDS = {FIELD_TYPE.FLOAT: "double", FIELD_TYPE.DOUBLE: "double",
+          FIELD_TYPE.DATETIME: "datetime", FIELD_TYPE.DATETIME2: "datetime",
+          FIELD_TYPE.TIMESTAMP: "timestamp", FIELD_TYPE.TIMESTAMP2: "timestamp",
+          FIELD_TYPE.DATE: "date", FIELD_TYPE.NEWDATE: "date", FIELD_TYPE.TIME: "time",
+          FIELD_TYPE.TIME2: "time", FIELD_TYPE.YEAR: "year", FIELD_TYPE.JSON: "json",
+          FIELD_TYPE.ENUM: "enum", FIELD_TYPE.BIT: "bit", FIELD_TYPE.GEOMETRY: "binary"}
+_IDENT = r"(?:`((?:[^`]|``)+)`|(\w+))"
+_TRUNCATE = re.compile(rf"^\s*TRUNCATE\s+(?:TABLE\s+)?(?:{_IDENT}\s*\.\s*)?{_IDENT}",
+                       re.IGNORECASE)
+_ALTER = re.compile(rf"^\s*ALTER\s+(?:ONLINE\s+|IGNORE\s+)*TABLE\s+(?:{_IDENT}\s*\.\s*)?"
+                    rf"{_IDENT}", re.IGNORECASE)
+_RENAME = re.compile(rf"\bRENAME\s+COLUMN\s+{_IDENT}\s+TO\s+{_IDENT}", re.IGNORECASE)
+_CHANGE = re.compile(rf"\bCHANGE\s+(?:COLUMN\s+)?(?:IF\s+EXISTS\s+)?{_IDENT}\s+{_IDENT}",
+                     re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """One row of a write, update or delete event.  ``before`` is set for updates (the old
+    image, so a changed key removes the old one) and holds the row for deletes."""
+
+    table: str
+    kind: str  # insert | update | delete
+    names: tuple[str, ...]
+    columns: tuple[ColumnType, ...]
+    before: tuple[Any, ...] | None
+    after: tuple[Any, ...] | None
+    position: Position
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class Truncate:
+    table: str
+    position: Position
+
+
+@dataclass(frozen=True)
+class Rename:
+    table: str
+    old: str
+    new: str
+    position: Position
+
+
+Change = RowChange | Truncate | Rename
+
+
+def column_type(column: Any) -> ColumnType:
+    """A table-map column (its type code and metadata) as the copy would describe it."""
+    code = column.type
+    if code in _INTS:
+        return ColumnType("int", bool(column.unsigned))
+    if code == FIELD_TYPE.LONGLONG:
+        return ColumnType("bigint", bool(column.unsigned))
+    if code == FIELD_TYPE.NEWDECIMAL:
+        return ColumnType("decimal", False, int(column.precision), int(column.decimals))
+    if code == FIELD_TYPE.SET:
+        return ColumnType("set", set_values=tuple(column.set_values or ()))
+    if code in _KINDS:
+        return ColumnType(_KINDS[code])
+    charset = str(getattr(column, "character_set_name", "") or "")
+    if charset != "binary":
+        return ColumnType("string")
+    fixed = int(column.max_length) if code == FIELD_TYPE.STRING else 0  # BINARY(n)
+    return ColumnType("binary", fixed=fixed)
+
+
+def _name(match: re.Match[str], group: int) -> str:
+    quoted, bare = match.group(group), match.group(group + 1)
+    return quoted.replace("``", "`") if quoted is not None else bare
+
+
+def ddl_changes(query: str, schema: str, table_names: Sequence[str], position: Position
+                ) -> list[Truncate | Rename]:
+    """What a statement means for Bronze: TRUNCATE empties a table; ALTER TABLE ... RENAME
+    COLUMN / CHANGE renames a column.  Added, dropped and retyped columns need nothing here:
+    the next row event's table map has them."""
+    found: list[Truncate | Rename] = []
+    truncate = _TRUNCATE.match(query)
+    if truncate:
+        database = _name(truncate, 1) if truncate.group(1) or truncate.group(2) else schema
+        table = _name(truncate, 3)
+        if database == schema and table in table_names:
+            found.append(Truncate(table, position))
+        return found
+    alter = _ALTER.match(query)
+    if alter is None:
+        return found
+    database = _name(alter, 1) if alter.group(1) or alter.group(2) else schema
+    table = _name(alter, 3)
+    if database != schema or table not in table_names:
+        return found
+    rest = query[alter.end():]
+    for pattern in (_RENAME, _CHANGE):
+        for match in pattern.finditer(rest):
+            old, new = _name(match, 1), _name(match, 3)
+            if old != new:
+                found.append(Rename(table, old, new, position))
+    return found
+
+
+def read_changes(settings: dict[str, Any], server_id: int, schema: str,
+                 tables: Sequence[str], start: Position, upto: Position) -> Iterator[Change]:
+    """Every change to ``tables`` after ``start`` up to ``upto``, in binlog order."""
+    stream = BinLogStreamReader(
+        connection_settings=settings, server_id=server_id, blocking=False,
+        resume_stream=True, log_file=start.file, log_pos=start.offset,
+        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent,
+                     PartialUpdateRowsEvent, QueryEvent, RotateEvent],
+        only_schemas=[schema], report_slave="floe")
+    current = start.file
+    try:
+        for event in stream:
+            if isinstance(event, RotateEvent):
+                current = str(event.next_binlog)
+                continue
+            position = Position(current, int(event.packet.log_pos))
+            if position > upto:
+                break
+            if isinstance(event, QueryEvent):
+                query = event.query if isinstance(event.query, str) else event.query.decode()
+                db = event.schema if isinstance(event.schema, str) else event.schema.decode()
+                yield from ddl_changes(query, db or schema, tables, position)
+                continue
+            if event.table not in tables or event.schema != schema:
+                continue
+            yield from _rows(event, position)
+    finally:
+        stream.close()
+
+
+def _rows(event: Any, position: Position) -> Iterator[RowChange]:
+    if isinstance(event, PartialUpdateRowsEvent):
+        raise ReplicationSetupError(
+            f"{event.schema}.{event.table} has a partial JSON update at {position} "  # noqa: S608 - a message
+            "(binlog_row_value_options=PARTIAL_JSON): floe needs whole row images; SET GLOBAL "
+            "binlog_row_value_options = ''; then floe run --full-refresh")
+    columns = event.columns
+    if any(c.name is None for c in columns):
+        raise ReplicationSetupError(
+            f"the change to {event.schema}.{event.table} at {position} was written without "
+            "column names (binlog_row_metadata=MINIMAL): SET GLOBAL binlog_row_metadata = "
+            "'FULL'; then floe run --full-refresh copies the tables again")
+    names = tuple(str(c.name) for c in columns)
+    types = tuple(column_type(c) for c in columns)
+    kind = ("insert" if isinstance(event, WriteRowsEvent) else
+            "delete" if isinstance(event, DeleteRowsEvent) else "update")
+    for row in event.rows:
+        if kind == "update":
+            before = _values(row["before_values"], row.get("before_none_sources"), names,
+                             event, position)
+            after = _values(row["after_values"], row.get("after_none_sources"), names,
+                            event, position)
+        else:
+            before = after = _values(row["values"], row.get("none_sources"), names, event,
+                                     position)
+        yield RowChange(str(event.table), kind, names, types,
+                        before if kind != "insert" else None,
+                        after if kind != "delete" else None, position, int(event.timestamp))
+
+
+def _values(values: dict[str, Any], none_sources: dict[str, str] | None,
+            names: tuple[str, ...], event: Any, position: Position) -> tuple[Any, ...]:
+    if none_sources:
+        for name, why in none_sources.items():
+            if why == NONE_SOURCE.COLS_BITMAP:
+                raise ReplicationSetupError(
+                    f"the change to {event.schema}.{event.table} at {position} has a partial "
+                    "row image (binlog_row_image is not FULL): SET GLOBAL binlog_row_image = "
+                    "'FULL'; then floe run --full-refresh copies the tables again")
+            if why == NONE_SOURCE.EMPTY_SET:
+                values = {**values, name: frozenset()}
+    return tuple(values[n] for n in names)

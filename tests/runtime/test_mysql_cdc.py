@@ -1,0 +1,467 @@
+"""mysql_cdc against the suite's MariaDB 10.11 (ROW binlog, full images and metadata): after
+every run Bronze equals the source, compared over every column; types arrive the same from the
+copy and from the binlog; DDL mid-stream follows the drift rules; a crash at each stage loses
+and doubles nothing; a server that is not ready says how to fix it in one line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from floe.runtime.cdc import commit as cdc_commit
+from floe.runtime.cdc.mysql import server as mysql_server
+from floe.runtime.iceberg import commit as commit_module
+from tests.runtime.harness import Project
+from tests.servers import MariaDB
+
+PROJECT = """\
+apiVersion: floe.dev/v1
+kind: DataProduct
+metadata: {{name: shop, version: 1.0.0}}
+sources:
+  - name: {name}
+    source_type: mysql_cdc
+    destination_table: bronze
+    {extra}
+    source_config:
+      credentials: "{{{{ secret('SHOP_MYSQL_URL') }}}}"
+      tables: [customers, products]
+"""
+
+SCHEMA = """
+CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL, email VARCHAR(80),
+                        balance DECIMAL(10,2), seen_at DATETIME(6)) DEFAULT CHARSET=utf8mb4;
+CREATE TABLE products (sku VARCHAR(20) PRIMARY KEY, price DECIMAL(8,2), stock INT,
+                       doc JSON);
+INSERT INTO customers VALUES (1, 'Ada', 'ada@x', 10.50, '2024-01-01 00:00:00.250000'),
+  (2, 'Bob', NULL, 0.00, NULL), (3, 'Cy', 'cy@x', 3.25, '2024-01-03 12:00:00');
+INSERT INTO customers SELECT seq, CONCAT('c', seq), NULL, seq, NULL FROM seq_100_to_119;
+INSERT INTO products VALUES ('MUG', 9.50, 3, '{"color": "red"}'), ('CAP', 20.00, 0, NULL);
+"""
+
+
+class Shop:
+    """One database per test on the shared server, and the project that replicates it."""
+
+    def __init__(self, mariadb: MariaDB, database: str, project: Project) -> None:
+        self.mariadb, self.database, self.project = mariadb, database, project
+        self.environ = {"SHOP_MYSQL_URL": self.url()}
+        self.source = database
+
+    def url(self, scheme: str = "mysql") -> str:
+        m = self.mariadb
+        return f"{scheme}://{m.user}:{m.password}@127.0.0.1:{m.port}/{self.database}"
+
+    def execute(self, sql: str) -> None:
+        self.mariadb.execute(f"USE {self.database};\n{sql}")
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        conn = pymysql.connect(host="127.0.0.1", port=self.mariadb.port,
+                               user=self.mariadb.user, password=self.mariadb.password,
+                               database=self.database, autocommit=True,
+                               init_command="SET time_zone = '+00:00'")
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql)
+                return list(cursor.fetchall())
+        finally:
+            conn.close()
+
+    def run(self, full_refresh: bool = False) -> Any:
+        return self.project.run(self.source, environ=self.environ, full_refresh=full_refresh)
+
+    def columns(self, table: str) -> list[str]:
+        return [str(name) for (name,) in self.query(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+            f"'{self.database}' AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION")]
+
+    def source_rows(self, table: str) -> set[tuple[Any, ...]]:
+        names = ", ".join(self.columns(table))
+        return {tuple(row) for row in self.query(f"SELECT {names} FROM {table}")}
+
+    def bronze_rows(self, table: str, include_deleted: bool = False) -> set[tuple[Any, ...]]:
+        names = self.columns(table)
+        rows = self.project.catalog().load_table(("bronze", table)).scan().to_arrow()
+        return {tuple(r[c] for c in names) for r in rows.to_pylist()
+                if include_deleted or not r.get("_floe_deleted_at")}
+
+    def assert_bronze_equals_source(self, tables: tuple[str, ...] = ("customers", "products")
+                                    ) -> None:
+        for table in tables:
+            assert self.bronze_rows(table) == self.source_rows(table), table
+
+
+@pytest.fixture
+def shop(tmp_path: Path, mariadb: MariaDB, request: pytest.FixtureRequest) -> Iterator[Shop]:
+    database = "cdc_" + request.node.name.split("[")[0].removeprefix("test_")[:40]
+    mariadb.execute(f"DROP DATABASE IF EXISTS {database}; CREATE DATABASE {database}")
+    project = Project(tmp_path)
+    project.write(PROJECT.format(name=database, extra=getattr(request, "param", "")))
+    found = Shop(mariadb, database, project)
+    found.execute(SCHEMA)
+    yield found
+    mariadb.execute(f"DROP DATABASE IF EXISTS {database}")
+
+
+CHANGES = [
+    # inserts, updates, a delete, in one transaction over two tables
+    """START TRANSACTION;
+       INSERT INTO customers VALUES (4, 'Dee', 'dee@x', 1.00, NOW(6));
+       UPDATE customers SET email = 'bob@x', balance = 99.99 WHERE id = 2;
+       DELETE FROM customers WHERE id = 3;
+       UPDATE products SET stock = stock - 1 WHERE sku = 'MUG';
+       COMMIT;""",
+    # the same key updated many times: the last version wins
+    """UPDATE customers SET name = 'Ada L.' WHERE id = 1;
+       UPDATE customers SET name = 'Ada Lovelace', balance = 11 WHERE id = 1;
+       UPDATE customers SET email = 'ada@lovelace' WHERE id = 1;""",
+    # inserted and deleted between two runs: never appears
+    """INSERT INTO customers VALUES (5, 'Tmp', NULL, NULL, NULL);
+       DELETE FROM customers WHERE id = 5;""",
+    # an update that changes the primary key removes the old key
+    "UPDATE customers SET id = 40 WHERE id = 4;",
+    # truncate, then new rows
+    """TRUNCATE products;
+       INSERT INTO products VALUES ('TEE', 15.00, 7, '{"size": "L", "tags": ["a", "b"]}');""",
+    # a 100k-row transaction
+    "INSERT INTO customers SELECT seq, CONCAT('bulk', seq), NULL, 1, NULL "
+    "FROM seq_1000_to_100999;",
+]
+
+
+def test_every_run_leaves_bronze_equal_to_the_source(shop: Shop) -> None:
+    first = shop.run()
+    assert first.success, first.errors
+    assert sorted(t.table for t in first.tables) == ["bronze.customers", "bronze.products"]
+    assert first.rows_loaded == 25  # the copy is counted
+    shop.assert_bronze_equals_source()
+    for statement in CHANGES:
+        shop.execute(statement)
+        result = shop.run()
+        assert result.success, result.errors
+        shop.assert_bronze_equals_source()
+    quiet = shop.run()
+    assert quiet.success and quiet.rows_loaded == 0
+    table = shop.project.catalog().load_table(("bronze", "customers"))
+    rows = table.scan().to_arrow().to_pylist()
+    assert all(r["_floe_binlog"] > 0 and r["_floe_committed_at"] is not None for r in rows)
+    assert table.metadata.properties["write.merge.mode"] == "merge-on-read"
+    state = table.current_snapshot().summary  # the position and GTID travel with the commit
+    assert any("binlog_file" in str(v) and "gtid" in str(v) for v in state.additional_properties
+               .values()), state
+    from floe.runtime.verify import verify_source
+
+    reports = verify_source(shop.project.compile(shop.environ).source(shop.source),
+                            shop.project.catalog(), shop.project.root, environ=shop.environ)
+    assert [(r.table, r.status, r.source_rows) for r in reports] == [
+        ("bronze.customers", "match", len(shop.source_rows("customers"))),
+        ("bronze.products", "match", len(shop.source_rows("products")))], reports
+
+
+def test_two_runs_overlapping_are_fenced_nothing_doubled(
+        shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run B reads, then run A (started later) commits first: B writes nothing."""
+    assert shop.run().success
+    shop.execute("INSERT INTO customers VALUES (9, 'Gil', NULL, 2, NULL);")
+    real = commit_module.commit_table_load
+    raced: list[bool] = []
+
+    def other_run_commits_first(catalog: Any, load: Any, attempts: int = 5) -> Any:
+        if not raced:
+            raced.append(True)
+            monkeypatch.setattr(cdc_commit, "commit_table_load", real)
+            other = shop.run()
+            assert other.success and other.rows_loaded == 1, other.errors
+        return real(catalog, load, attempts)
+
+    monkeypatch.setattr(cdc_commit, "commit_table_load", other_run_commits_first)
+    loser = shop.run()
+    assert not loser.success
+    assert "another run of this source committed to bronze.customers first" in loser.errors[0]
+    assert [r["id"] for r in shop.project.read("bronze.customers")].count(9) == 1
+    shop.assert_bronze_equals_source()
+
+
+KINDS = """
+CREATE TABLE kinds (
+  id INT PRIMARY KEY, big BIGINT, ubig BIGINT UNSIGNED, tiny TINYINT, utiny TINYINT UNSIGNED,
+  med MEDIUMINT UNSIGNED, price DECIMAL(12,3), f FLOAT, d DOUBLE, dt6 DATETIME(6),
+  dt0 DATETIME, ts TIMESTAMP(3) NULL, day DATE, t TIME(2), yr YEAR, name VARCHAR(50),
+  fixed CHAR(4), body TEXT, raw VARBINARY(16), bin BINARY(3), blob_ BLOB, doc JSON,
+  color ENUM('red','green'), tags SET('a','b','c'), flags BIT(10)
+) DEFAULT CHARSET=utf8mb4;
+"""
+ROW = """(ID, -9000000000, 18446744073709551615, -5, 250, 16777215, 123456789.125, 1.5, 2.25,
+  '2024-03-01 10:11:12.123456', '2024-03-01 10:11:12', '2024-03-01 10:11:12.345',
+  '2024-03-01', '13:14:15.25', 2024, 'Ada 🚀', 'ab', 'long text', X'00DEADBEEF', X'0102',
+  X'FF00', '{"a": [1, 2], "b": null}', 'green', 'c,a', b'1000000101')"""
+EMPTY = "(ID, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '0000-00-00 00:00:00', " \
+        "NULL, '0000-00-00', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '', " \
+        "NULL)"
+
+
+def test_every_type_arrives_the_same_from_the_copy_and_from_the_binlog(shop: Shop) -> None:
+    shop.execute("SET SESSION sql_mode = ''; " + KINDS + "INSERT INTO kinds VALUES "
+                 + ROW.replace("ID", "1") + ", " + EMPTY.replace("ID", "2"))
+    shop.project.write(PROJECT.format(name=shop.source, extra="").replace(
+        "[customers, products]", "[kinds]"))
+    assert shop.run().success  # rows 1, 2 from the copy
+    shop.execute("SET SESSION sql_mode = ''; SET time_zone = '+02:00'; INSERT INTO kinds "
+                 "VALUES " + ROW.replace("ID", "3").replace(
+                     "'2024-03-01 10:11:12.345'", "'2024-03-01 12:11:12.345'") + ", "
+                 + EMPTY.replace("ID", "4"))
+    result = shop.run()  # rows 3, 4 from the binlog
+    assert result.success, result.errors
+    table = shop.project.catalog().load_table(("bronze", "kinds"))
+    types = {f.name: str(f.field_type) for f in table.schema().fields}
+    assert {k: v for k, v in types.items() if not k.startswith("_")} == {
+        "id": "long", "big": "long", "ubig": "decimal(20, 0)", "tiny": "long",
+        "utiny": "long", "med": "long", "price": "decimal(12, 3)", "f": "double",
+        "d": "double", "dt6": "timestamp", "dt0": "timestamp", "ts": "timestamptz",
+        "day": "date", "t": "time", "yr": "long", "name": "string", "fixed": "string",
+        "body": "string", "raw": "binary", "bin": "binary", "blob_": "binary",
+        "doc": "string", "color": "string", "tags": "string", "flags": "long"}
+    rows = {r["id"]: {k: v for k, v in r.items() if not k.startswith("_") and k != "id"}
+            for r in table.scan().to_arrow().to_pylist()}
+    assert rows[1] == rows[3] == {
+        "big": -9000000000, "ubig": decimal.Decimal("18446744073709551615"), "tiny": -5,
+        "utiny": 250, "med": 16777215, "price": decimal.Decimal("123456789.125"), "f": 1.5,
+        "d": 2.25, "dt6": dt.datetime(2024, 3, 1, 10, 11, 12, 123456),
+        "dt0": dt.datetime(2024, 3, 1, 10, 11, 12),
+        "ts": dt.datetime(2024, 3, 1, 10, 11, 12, 345000, tzinfo=dt.UTC),
+        "day": dt.date(2024, 3, 1), "t": dt.time(13, 14, 15, 250000), "yr": 2024,
+        "name": "Ada 🚀", "fixed": "ab", "body": "long text", "raw": b"\x00\xde\xad\xbe\xef",
+        "bin": b"\x01\x02\x00", "blob_": b"\xff\x00", "doc": '{"a": [1, 2], "b": null}',
+        "color": "green", "tags": "a,c", "flags": 0b1000000101}
+    # zero dates land as null (documented); an empty SET is the empty string
+    assert rows[2] == rows[4]
+    assert rows[2]["dt0"] is None and rows[2]["day"] is None and rows[2]["tags"] == ""
+
+
+def test_ddl_mid_stream_follows_the_drift_rules(shop: Shop) -> None:
+    assert shop.run().success
+    field_id = shop.project.catalog().load_table(("bronze", "customers")).schema().find_field(
+        "email").field_id
+    shop.execute("""
+        UPDATE customers SET email = 'before@x' WHERE id = 1;
+        ALTER TABLE customers RENAME COLUMN email TO mail;
+        UPDATE customers SET mail = 'after@x' WHERE id = 2;
+        ALTER TABLE customers ADD COLUMN tier VARCHAR(10);
+        UPDATE customers SET tier = 'gold' WHERE id = 1;
+        ALTER TABLE customers CHANGE mail contact VARCHAR(120);
+        INSERT INTO customers (id, name, contact, tier) VALUES (7, 'Eve', 'eve@x', 'new');
+        ALTER TABLE products MODIFY stock BIGINT;
+        UPDATE products SET stock = 3000000000 WHERE sku = 'CAP';
+        ALTER TABLE products DROP COLUMN doc;
+        INSERT INTO products VALUES ('PEN', 1.00, 5);
+    """)
+    result = shop.run()
+    assert result.success, result.errors
+    customers = shop.project.catalog().load_table(("bronze", "customers"))
+    assert customers.schema().find_field("contact").field_id == field_id
+    assert not {"email", "mail"} & set(customers.schema().column_names)
+    shop.assert_bronze_equals_source()
+    products = shop.project.catalog().load_table(("bronze", "products"))
+    assert str(products.schema().find_field("stock").field_type) == "long"
+    assert "doc" in products.schema().column_names  # a dropped column stays, null from now
+    assert {r["sku"]: r["doc"] for r in products.scan().to_arrow().to_pylist()}["PEN"] is None
+
+
+def test_a_crash_before_the_commit_loses_nothing(shop: Shop,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    assert shop.run().success
+    shop.execute(CHANGES[0])
+
+    def crash(*_: object, **__: object) -> None:
+        raise OSError("power lost before the commit")
+
+    monkeypatch.setattr(cdc_commit, "commit_table_load", crash)
+    assert not shop.run().success
+    monkeypatch.setattr(cdc_commit, "commit_table_load", commit_module.commit_table_load)
+    assert shop.run().success
+    shop.assert_bronze_equals_source()
+
+
+def test_a_crash_between_two_tables_commits_applies_nothing_twice(
+        shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert shop.run().success
+    shop.execute(CHANGES[0] + "INSERT INTO customers VALUES (8, 'Fay', NULL, 1, NULL);")
+    real = commit_module.commit_table_load
+    seen: list[str] = []
+
+    def second_fails(catalog: Any, load: Any, attempts: int = 5) -> Any:
+        seen.append(load.identifier[1])
+        if len(seen) == 2:
+            raise OSError("power lost between two commits")
+        return real(catalog, load, attempts)
+
+    monkeypatch.setattr(cdc_commit, "commit_table_load", second_fails)
+    assert not shop.run().success
+    assert seen == ["customers", "products"]
+    shop.assert_bronze_equals_source(("customers",))  # committed before the crash
+    monkeypatch.setattr(cdc_commit, "commit_table_load", real)
+    again = shop.run()
+    assert again.success, again.errors
+    assert again.rows_loaded == 1, "only products' change: customers' were already applied"
+    shop.assert_bronze_equals_source()
+
+
+def test_a_crash_mid_copy_then_the_next_run_copies_again(
+        shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_copy = mysql_server.MySQLSource.copy
+
+    def copy_then_crash(self: Any, table: Any, batch_rows: int = 50_000) -> Iterator[Any]:
+        yield from real_copy(self, table, batch_rows=5)
+        raise OSError("killed during the copy")
+
+    monkeypatch.setattr(mysql_server.MySQLSource, "copy", copy_then_crash)
+    assert not shop.run().success
+    monkeypatch.setattr(mysql_server.MySQLSource, "copy", real_copy)
+    shop.execute(CHANGES[0])
+    assert shop.run().success
+    shop.assert_bronze_equals_source()
+
+
+@pytest.mark.parametrize("shop", ["deletes: soft"], indirect=True)
+def test_soft_deletes_keep_the_row_with_its_time(shop: Shop) -> None:
+    assert shop.run().success
+    shop.execute("DELETE FROM customers WHERE id = 3;")
+    assert shop.run().success
+    rows = {r["id"]: r for r in shop.project.read("bronze.customers")}
+    assert rows[3]["name"] == "Cy" and rows[3]["_floe_deleted_at"] is not None
+    assert rows[1]["_floe_deleted_at"] is None
+    shop.assert_bronze_equals_source()
+
+
+def test_full_refresh_copies_again(shop: Shop) -> None:
+    assert shop.run().success
+    shop.execute("DELETE FROM customers WHERE id > 99;")
+    result = shop.run(full_refresh=True)
+    assert result.success, result.errors
+    assert result.rows_loaded == 5
+    shop.assert_bronze_equals_source()
+
+
+def _fails_with(shop: Shop, message: str) -> None:
+    snapshots = {t: _snapshot(shop, t) for t in ("customers", "products")}
+    result = shop.run()
+    assert not result.success
+    assert result.error_category == "CONFIGURATION", result.errors
+    assert result.errors == [message] or message in result.errors[0], result.errors
+    assert "\n" not in result.errors[0] and "Traceback" not in result.errors[0]
+    assert {t: _snapshot(shop, t) for t in snapshots} == snapshots  # nothing written
+
+
+def _snapshot(shop: Shop, table: str) -> int | None:
+    try:
+        current = shop.project.catalog().load_table(("bronze", table)).current_snapshot()
+    except Exception:
+        return None
+    return current.snapshot_id if current else None
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("binlog_format", "STATEMENT"), ("binlog_row_image", "MINIMAL"),
+    ("binlog_row_metadata", "MINIMAL")])
+def test_a_server_setting_that_is_not_ready_names_the_fix(
+        shop: Shop, variable: str, value: str) -> None:
+    shop.mariadb.execute(f"SET GLOBAL {variable} = '{value}'")
+    wanted = "ROW" if variable == "binlog_format" else "FULL"
+    try:
+        _fails_with(shop, f"{variable} is {value}, mysql_cdc needs {wanted}: SET GLOBAL "
+                    f"{variable} = '{wanted}'; and {variable}={wanted} in my.cnf")
+    finally:
+        shop.mariadb.execute(f"SET GLOBAL {variable} = '{wanted}'")
+
+
+def test_changes_written_with_minimal_metadata_are_refused_not_misapplied(shop: Shop) -> None:
+    assert shop.run().success
+    shop.mariadb.execute("SET GLOBAL binlog_row_metadata = 'MINIMAL'")
+    try:  # a new session takes the global setting
+        shop.execute("UPDATE customers SET name = 'no names' WHERE id = 1;")
+    finally:
+        shop.mariadb.execute("SET GLOBAL binlog_row_metadata = 'FULL'")
+    result = shop.run()
+    assert not result.success
+    assert "was written without column names (binlog_row_metadata=MINIMAL)" in \
+        result.errors[0], result.errors
+    assert [r["name"] for r in shop.project.read("bronze.customers") if r["id"] == 1] == ["Ada"]
+    assert shop.run(full_refresh=True).success
+    shop.assert_bronze_equals_source()
+
+
+def test_a_user_without_replication_grants_is_told_which(shop: Shop) -> None:
+    shop.mariadb.execute(f"""
+        DROP USER IF EXISTS 'reader'@'%';
+        CREATE USER 'reader'@'%' IDENTIFIED BY 'reader-pw';
+        GRANT SELECT ON {shop.database}.* TO 'reader'@'%';""")
+    m = shop.mariadb
+    shop.environ = {"SHOP_MYSQL_URL":
+                    f"mysql://reader:reader-pw@127.0.0.1:{m.port}/{shop.database}"}
+    _fails_with(shop, "user reader@% lacks REPLICATION SLAVE and REPLICATION CLIENT: run GRANT "
+                "REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'reader'@'%'; (as an "
+                "administrator)")
+    assert "reader-pw" not in " ".join(shop.run().errors)
+
+
+def test_a_table_without_primary_key_is_named(shop: Shop) -> None:
+    shop.execute("ALTER TABLE products DROP PRIMARY KEY;")
+    _fails_with(shop, "table products has no primary key, so its updates and deletes cannot "
+                "be matched")
+
+
+def test_a_missing_table_is_named(shop: Shop) -> None:
+    shop.execute("DROP TABLE products;")
+    _fails_with(shop, f"table {shop.database}.products does not exist (its tables: "
+                "customers): create it, or fix source_config.tables")
+
+
+def test_the_servers_own_server_id_is_refused(shop: Shop) -> None:
+    shop.project.write(PROJECT.format(name=shop.source, extra="").replace(
+        "tables: [customers, products]", "tables: [customers, products]\n      server_id: 1"))
+    _fails_with(shop, "server_id 1 is the server's own: set source_config.server_id")
+
+
+def test_a_purged_binlog_names_full_refresh_as_the_way_out(shop: Shop) -> None:
+    assert shop.run().success
+    shop.mariadb.execute("FLUSH BINARY LOGS")
+    shop.execute("UPDATE customers SET name = 'x' WHERE id = 1;")
+    [(newest, *_)] = shop.query("SHOW MASTER STATUS")
+    shop.mariadb.execute(f"PURGE BINARY LOGS TO '{newest}'")
+    result = shop.run()
+    assert not result.success
+    assert "(purged;" in result.errors[0] and "floe run --full-refresh" in result.errors[0]
+    assert shop.run(full_refresh=True).success
+    shop.assert_bronze_equals_source()
+
+
+def test_the_binlog_library_contract(shop: Shop) -> None:
+    """What floe takes from python-mysql-replication (cdc/mysql/binlog.py): row events with
+    names from the table map, their end positions, and DDL statements."""
+    from floe.runtime.cdc.mysql.binlog import Rename, RowChange, Truncate, read_changes
+    from floe.runtime.cdc.mysql.server import MySQLSource
+
+    with MySQLSource(shop.url(), ["customers", "products"]) as db:
+        start, _ = db.position()
+        shop.execute("""UPDATE customers SET name = 'A' WHERE id = 1;
+                        ALTER TABLE customers RENAME COLUMN name TO full_name;
+                        TRUNCATE TABLE products;""")
+        upto, _ = db.position()
+        changes = list(read_changes(db.settings, 4242, shop.database,
+                                    ["customers", "products"], start, upto))
+    [update, rename, truncate] = changes
+    assert isinstance(update, RowChange) and update.kind == "update"
+    assert update.names == ("id", "name", "email", "balance", "seen_at")
+    assert update.before is not None and update.after is not None
+    assert (update.before[1], update.after[1]) == ("Ada", "A")
+    assert [c.kind for c in update.columns] == ["int", "string", "string", "decimal",
+                                                "datetime"]
+    assert isinstance(rename, Rename) and (rename.old, rename.new) == ("name", "full_name")
+    assert isinstance(truncate, Truncate) and truncate.table == "products"
+    assert start < update.position < rename.position < truncate.position <= upto
