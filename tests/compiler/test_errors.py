@@ -111,7 +111,7 @@ def test_unknown_source_type(tmp_path: Path) -> None:
     text = VALID.replace("source_type: filesystem", "source_type: kafka")
     assert errors_of(tmp_path, text) == [
         '8:18: sources[0].source_type: "kafka" is not one of rest_api, sql_database, '
-        'filesystem, postgres_cdc, python']
+        'filesystem, postgres_cdc, mysql_cdc, python']
 
 
 def test_rest_api_needs_base_url_and_resources(tmp_path: Path) -> None:

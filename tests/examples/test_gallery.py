@@ -20,12 +20,12 @@ from floe.runtime.dagster import build_definitions
 from floe.runtime.iceberg.catalog import open_catalog
 from floe.runtime.project import load_project
 from tests.examples.docs import REPO, commands, copy_example, run_readme
-from tests.servers import Postgres, RestCatalog, free_port
+from tests.servers import MariaDB, Postgres, RestCatalog, free_port
 
 GALLERY = ["quickstart", "rest_api", "postgres_merge", "postgres_cdc", "schema_contracts",
            "incremental_files", "quality_checks", "notifications", "multi_env", "nycflights13",
            "plan", "changes_and_verify", "depends_on", "retries_and_timeouts",
-           "failure_recovery", "slack_teams_email", "python_source"]
+           "failure_recovery", "slack_teams_email", "python_source", "mysql_cdc"]
 
 
 def catalog_of(folder: Path, environ: dict[str, str] | None = None) -> Catalog:
@@ -88,6 +88,24 @@ def test_postgres_merge(tmp_path: Path, postgres: Postgres) -> None:
     lines = sorted((r["order_id"], r["line"], r["qty"])
                    for r in rows(catalog, "bronze.order_lines", "order_id"))
     assert lines == [(1, 1, 3), (1, 2, 1), (2, 1, 4), (3, 1, 2)]
+
+
+def test_mysql_cdc(tmp_path: Path, mariadb: MariaDB) -> None:
+    folder = copy_example("mysql_cdc", tmp_path)
+    mariadb.execute("DROP DATABASE IF EXISTS my_cdc_example; CREATE DATABASE my_cdc_example")
+    url = MariaDB(port=mariadb.port, socket=mariadb.socket, database="my_cdc_example").url
+    output = run_readme(folder, env={"SHOP_MYSQL_URL": url})
+    assert mariadb.password not in output
+    assert "shop: binlog at binlog." in output and "lag" in output
+    assert output.count("match") >= 2 and "mismatch" not in output
+    catalog = catalog_of(folder, {"SHOP_MYSQL_URL": url})
+    customers = rows(catalog, "bronze.customers", "id")
+    assert [(c["name"], c["country_code"]) for c in customers] == [
+        ("Alice", "PT"), ("Bob", "ES"), ("Dan", "NL")]
+    assert "country" not in customers[0]
+    products = rows(catalog, "bronze.products", "sku")
+    assert [(p["sku"], p["stock"]) for p in products] == [("HAT", 3), ("MUG", 10), ("TEE", 0)]
+    assert all(p["_floe_binlog"] > 0 for p in products)
 
 
 def test_postgres_cdc(tmp_path: Path, postgres: Postgres) -> None:

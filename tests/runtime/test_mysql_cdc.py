@@ -465,3 +465,48 @@ def test_the_binlog_library_contract(shop: Shop) -> None:
     assert isinstance(rename, Rename) and (rename.old, rename.new) == ("name", "full_name")
     assert isinstance(truncate, Truncate) and truncate.table == "products"
     assert start < update.position < rename.position < truncate.position <= upto
+
+
+@pytest.mark.parametrize(("query", "session_db", "found"), [
+    ("-- a note\n/* why */ ALTER TABLE `customers` RENAME COLUMN country TO `country code`, "
+     "CHANGE COLUMN a b INT", "shop", [("customers", "country", "country code"),
+                                        ("customers", "a", "b")]),
+    ("ALTER TABLE shop.customers CHANGE name name VARCHAR(90)", "other", []),  # a retype
+    ("# cleanup\nTRUNCATE customers", "shop", [("customers",)]),
+    ("TRUNCATE TABLE shop.customers", "other", [("customers",)]),
+    ("TRUNCATE customers", "other", []),  # another database's customers
+    ("ALTER TABLE other.customers RENAME COLUMN a TO b", "shop", []),
+    ("ALTER TABLE orders RENAME COLUMN a TO b", "shop", []),  # not replicated
+])
+def test_ddl_statements_are_read_for_their_table(query: str, session_db: str,
+                                                 found: list[tuple[str, ...]]) -> None:
+    from floe.runtime.cdc.mysql.binlog import Rename, ddl_changes
+    from floe.runtime.cdc.mysql.server import Position
+
+    changes = ddl_changes(query, session_db, "shop", ["customers", "products"],
+                          Position("binlog.000001", 4))
+    assert [(c.table, c.old, c.new) if isinstance(c, Rename) else (c.table,)
+            for c in changes] == found
+
+
+def test_dagster_has_one_asset_per_table_and_materializes_them(
+        shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
+    from floe.runtime.dagster import build_definitions
+
+    shop.project.compile(shop.environ)
+    monkeypatch.setenv("SHOP_MYSQL_URL", shop.environ["SHOP_MYSQL_URL"])
+    defs = build_definitions(shop.project.root / "target" / "compiled_artifacts.json")
+    [assets] = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    assert assets.keys == {dg.AssetKey(f"ingestion__{shop.source}__customers"),
+                           dg.AssetKey(f"ingestion__{shop.source}__products")}
+    assert dg.materialize([assets]).success
+    shop.execute("UPDATE customers SET name = 'Ada L.' WHERE id = 1;")
+    run = dg.materialize([assets])
+    assert run.success
+    shop.assert_bronze_equals_source()
+    rows = {e.asset_key.path[-1]: e.materialization.metadata["rows_loaded"].value
+            for e in run.get_asset_materialization_events()}
+    assert rows == {f"ingestion__{shop.source}__customers": 1,
+                    f"ingestion__{shop.source}__products": 0}

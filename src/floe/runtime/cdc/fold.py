@@ -84,9 +84,12 @@ class TableFold:
     def rename(self, old: str, new: str) -> None:
         """A column renamed at the source mid-stream: every version folded so far, and the
         copy, carry its values under the new name (the commit renames Bronze's column)."""
-        if old not in self.types or old == new:
+        if old == new:
             return
-        self.types = {new if name == old else name: kind for name, kind in self.types.items()}
+        if old in self.types and new in self.types:  # listed already (the current names)
+            del self.types[old]
+        elif old in self.types:
+            self.types = {new if n == old else n: kind for n, kind in self.types.items()}
         self.key = tuple(new if name == old else name for name in self.key)
         renamed: dict[tuple[str, ...], tuple[str, ...]] = {}
         for version in self.versions.values():

@@ -42,6 +42,8 @@ _TRUNCATE = re.compile(rf"^\s*TRUNCATE\s+(?:TABLE\s+)?(?:{_IDENT}\s*\.\s*)?{_IDE
                        re.IGNORECASE)
 _ALTER = re.compile(rf"^\s*ALTER\s+(?:ONLINE\s+|IGNORE\s+)*TABLE\s+(?:{_IDENT}\s*\.\s*)?"
                     rf"{_IDENT}", re.IGNORECASE)
+_LEADING_COMMENTS = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|#[^\n]*(?:\n|$)|/\*(?!!).*?\*/)*",
+                               re.DOTALL)
 _RENAME = re.compile(rf"\bRENAME\s+COLUMN\s+{_IDENT}\s+TO\s+{_IDENT}", re.IGNORECASE)
 _CHANGE = re.compile(rf"\bCHANGE\s+(?:COLUMN\s+)?(?:IF\s+EXISTS\s+)?{_IDENT}\s+{_IDENT}",
                      re.IGNORECASE)
@@ -104,15 +106,17 @@ def _name(match: re.Match[str], group: int) -> str:
     return quoted.replace("``", "`") if quoted is not None else bare
 
 
-def ddl_changes(query: str, schema: str, table_names: Sequence[str], position: Position
-                ) -> list[Truncate | Rename]:
+def ddl_changes(query: str, session_db: str, schema: str, table_names: Sequence[str],
+                position: Position) -> list[Truncate | Rename]:
     """What a statement means for Bronze: TRUNCATE empties a table; ALTER TABLE ... RENAME
     COLUMN / CHANGE renames a column.  Added, dropped and retyped columns need nothing here:
-    the next row event's table map has them."""
+    the next row event's table map has them.  An unqualified table name is in the session's
+    database (``session_db``); only tables of ``schema`` count."""
     found: list[Truncate | Rename] = []
+    query = query[_LEADING_COMMENTS.match(query).end():]  # type: ignore[union-attr]
     truncate = _TRUNCATE.match(query)
     if truncate:
-        database = _name(truncate, 1) if truncate.group(1) or truncate.group(2) else schema
+        database = _name(truncate, 1) if truncate.group(1) or truncate.group(2) else session_db
         table = _name(truncate, 3)
         if database == schema and table in table_names:
             found.append(Truncate(table, position))
@@ -120,7 +124,7 @@ def ddl_changes(query: str, schema: str, table_names: Sequence[str], position: P
     alter = _ALTER.match(query)
     if alter is None:
         return found
-    database = _name(alter, 1) if alter.group(1) or alter.group(2) else schema
+    database = _name(alter, 1) if alter.group(1) or alter.group(2) else session_db
     table = _name(alter, 3)
     if database != schema or table not in table_names:
         return found
@@ -154,7 +158,7 @@ def read_changes(settings: dict[str, Any], server_id: int, schema: str,
             if isinstance(event, QueryEvent):
                 query = event.query if isinstance(event.query, str) else event.query.decode()
                 db = event.schema if isinstance(event.schema, str) else event.schema.decode()
-                yield from ddl_changes(query, db or schema, tables, position)
+                yield from ddl_changes(query, db, schema, tables, position)
                 continue
             if event.table not in tables or event.schema != schema:
                 continue
