@@ -458,8 +458,9 @@ def test_the_binlog_library_contract(shop: Shop) -> None:
     [update, rename, truncate] = changes
     assert isinstance(update, RowChange) and update.kind == "update"
     assert update.names == ("id", "name", "email", "balance", "seen_at")
-    assert update.before is not None and update.after is not None
-    assert (update.before[1], update.after[1]) == ("Ada", "A")
+    [(before, after)] = update.rows
+    assert before is not None and after is not None
+    assert (before[1], after[1]) == ("Ada", "A")
     assert [c.kind for c in update.columns] == ["int", "string", "string", "decimal",
                                                 "datetime"]
     assert isinstance(rename, Rename) and (rename.old, rename.new) == ("name", "full_name")
@@ -510,3 +511,94 @@ def test_dagster_has_one_asset_per_table_and_materializes_them(
             for e in run.get_asset_materialization_events()}
     assert rows == {f"ingestion__{shop.source}__customers": 1,
                     f"ingestion__{shop.source}__products": 0}
+
+
+DECODED = """
+CREATE TABLE decoded (
+  id INT PRIMARY KEY, i8 TINYINT, u8 TINYINT UNSIGNED, i16 SMALLINT, u16 SMALLINT UNSIGNED,
+  i24 MEDIUMINT, u24 MEDIUMINT UNSIGNED, i32 INT, u32 INT UNSIGNED, i64 BIGINT,
+  u64 BIGINT UNSIGNED, d1 DECIMAL(5,0), d2 DECIMAL(20,6), d3 DECIMAL(38,10), f FLOAT,
+  g DOUBLE, dt0 DATETIME, dt1 DATETIME(1), dt3 DATETIME(3), dt6 DATETIME(6),
+  ts0 TIMESTAMP NULL, ts2 TIMESTAMP(2) NULL, ts5 TIMESTAMP(5) NULL, day DATE, t0 TIME,
+  t4 TIME(4), t6 TIME(6), yr YEAR, c CHAR(5), vc VARCHAR(300), tx TINYTEXT, lt LONGTEXT,
+  b BINARY(4), vb VARBINARY(300), bl MEDIUMBLOB, e ENUM('x','y','z'),
+  s SET('p','q','r','s','t','u','v','w','x9'), bt1 BIT(1), bt17 BIT(17), j JSON,
+  lat VARCHAR(10) CHARACTER SET latin1
+) DEFAULT CHARSET=utf8mb4;
+INSERT INTO decoded VALUES
+ (1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295,
+  -9223372036854775808, 18446744073709551615, -99999, -12345678901234.123456,
+  1234567890123456789012345678.0123456789, -1.25, 3.141592653589793,
+  '1000-01-01 00:00:00', '2024-02-29 23:59:59.9', '1999-12-31 23:59:59.999',
+  '9999-12-31 23:59:59.999999', '1970-01-02 00:00:00', '2038-01-19 03:14:07.99',
+  '2024-06-01 12:00:00.12345', '2024-02-29', '-838:59:59', '-00:00:01.0001',
+  '838:59:58.999999', 2155, 'héllo', REPEAT('ü', 300), 'tiny', REPEAT('long', 1000), X'01',
+  X'00FF00', X'DEADBEEF', 'z', 'p,x9', b'1', b'10000000000000001', '{"k": [1, "😀"]}',
+  'façade'),
+ (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0,
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '00:00:00', NULL, NULL, NULL, '', '', '',
+  '', X'', X'', X'', NULL, '', b'0', NULL, NULL, NULL),
+ (3, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, -0.4, -0.000001, -0.0000000001, 1e30, -1e-300,
+  '2000-01-01 00:00:01', '2000-01-01 00:00:01.5', '2000-01-01 00:00:01.05',
+  '2000-01-01 00:00:01.000005', '2000-01-01 00:00:01', '2000-01-01 00:00:01.01',
+  '2000-01-01 00:00:01.00001', '2000-01-01', '12:34:56', '12:34:56.7', '12:34:56.000001',
+  1901, 'a', 'b', 'c', 'd', X'00000000', X'00', X'00', 'x', 'w', b'0', b'1',
+  '[]', 'x');
+UPDATE decoded SET vc = 'changed', i8 = i8 + 1 WHERE id IN (1, 3);
+DELETE FROM decoded WHERE id = 3;
+"""
+
+
+def test_the_row_decoder_agrees_with_the_library(
+        shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """floe decodes row images itself (cdc/mysql/rows.py, 3x faster); on every type, every
+    fractional precision, nulls, signs and edges, it gives what python-mysql-replication
+    gives for the same binlog bytes."""
+    from floe.runtime.cdc.mysql import binlog
+    from floe.runtime.cdc.mysql.server import MySQLSource
+    from floe.runtime.cdc.mysql.types import convert_row, converters
+
+    with MySQLSource(shop.url(), ["decoded"]) as db:
+        start, _ = db.position()
+        shop.execute("SET time_zone = '+00:00'; " + DECODED)
+        upto, _ = db.position()
+        covered: list[bool] = []
+        real = binlog.row_reader
+
+        def recorded(columns: Any) -> Any:
+            found = real(columns)
+            covered.append(found is not None)
+            return found
+
+        monkeypatch.setattr(binlog, "row_reader", recorded)
+        ours = list(binlog.read_changes(db.settings, 4243, shop.database, ["decoded"],
+                                        start, upto))
+        assert covered and all(covered), "every column here is decoded by floe"
+        monkeypatch.setattr(binlog, "row_reader", lambda columns: None)
+        theirs = list(binlog.read_changes(db.settings, 4243, shop.database, ["decoded"],
+                                          start, upto))
+    kinds = [c.kind for c in ours if isinstance(c, binlog.RowChange)]
+    assert list(dict.fromkeys(kinds)) == ["insert", "update", "delete"]  # big rows: events
+    assert sum(len(c.rows) for c in ours if isinstance(c, binlog.RowChange)) == 6
+    assert len(ours) == len(theirs) >= 3
+    for mine, reference in zip(ours, theirs, strict=True):
+        assert (type(mine), mine.position) == (type(reference), reference.position)
+        if isinstance(mine, binlog.RowChange) and isinstance(reference, binlog.RowChange):
+            assert (mine.kind, mine.names, mine.columns) == (
+                reference.kind, reference.names, reference.columns)
+            convert = converters(mine.columns)  # what lands in Bronze
+            for row, expected in zip(mine.rows, reference.rows, strict=True):
+                for image, image_expected in zip(row, expected, strict=True):
+                    assert (image is None) == (image_expected is None)
+                    if image is not None and image_expected is not None:
+                        assert dict(zip(mine.names, convert_row(convert, image),
+                                        strict=True)) == dict(zip(
+                            mine.names, convert_row(convert, image_expected), strict=True))
+    inserted = next(c for c in ours if isinstance(c, binlog.RowChange))
+    first = dict(zip(inserted.names, inserted.rows[0][1] or (), strict=True))
+    assert first["u64"] == 18446744073709551615 and first["lat"] == "façade"
+    assert first["dt6"] == dt.datetime(9999, 12, 31, 23, 59, 59, 999999)
+    # a negative TIME with a fraction: exact here (the library's reading is off by a second;
+    # Bronze's time of day holds neither, it lands null)
+    assert first["t4"] == -dt.timedelta(seconds=1, microseconds=100)
+    assert first["t0"] == -dt.timedelta(hours=838, minutes=59, seconds=59)

@@ -27,6 +27,7 @@ from pymysqlreplication.row_event import (
     WriteRowsEvent,
 )
 
+from floe.runtime.cdc.mysql.rows import RowReader, row_reader
 from floe.runtime.cdc.mysql.server import Position, ReplicationSetupError
 from floe.runtime.cdc.mysql.types import ColumnType
 
@@ -51,15 +52,15 @@ _CHANGE = re.compile(rf"\bCHANGE\s+(?:COLUMN\s+)?(?:IF\s+EXISTS\s+)?{_IDENT}\s+{
 
 @dataclass(frozen=True)
 class RowChange:
-    """One row of a write, update or delete event.  ``before`` is set for updates (the old
-    image, so a changed key removes the old one) and holds the row for deletes."""
+    """The rows of one write, update or delete event.  Each row is ``(before, after)``:
+    ``before`` for updates (the old image, so a changed key removes the old one) and deletes,
+    ``after`` for inserts and updates."""
 
     table: str
     kind: str  # insert | update | delete
     names: tuple[str, ...]
     columns: tuple[ColumnType, ...]
-    before: tuple[Any, ...] | None
-    after: tuple[Any, ...] | None
+    rows: list[tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]]
     position: Position
     timestamp: int
 
@@ -147,6 +148,7 @@ def read_changes(settings: dict[str, Any], server_id: int, schema: str,
                      PartialUpdateRowsEvent, QueryEvent, RotateEvent],
         only_schemas=[schema], report_slave="floe")
     current = start.file
+    decoder = _RowsDecoder()
     try:
         for event in stream:
             if isinstance(event, RotateEvent):
@@ -162,50 +164,103 @@ def read_changes(settings: dict[str, Any], server_id: int, schema: str,
                 continue
             if event.table not in tables or event.schema != schema:
                 continue
-            yield from _rows(event, position)
+            yield decoder.rows(event, position)
     finally:
         stream.close()
 
 
-def _rows(event: Any, position: Position) -> Iterator[RowChange]:
-    if isinstance(event, PartialUpdateRowsEvent):
-        raise ReplicationSetupError(
-            f"{event.schema}.{event.table} has a partial JSON update at {position} "  # noqa: S608 - a message
-            "(binlog_row_value_options=PARTIAL_JSON): floe needs whole row images; SET GLOBAL "
-            "binlog_row_value_options = ''; then floe run --full-refresh")
-    columns = event.columns
-    if any(c.name is None for c in columns):
-        raise ReplicationSetupError(
-            f"the change to {event.schema}.{event.table} at {position} was written without "
-            "column names (binlog_row_metadata=MINIMAL): SET GLOBAL binlog_row_metadata = "
-            "'FULL'; then floe run --full-refresh copies the tables again")
-    names = tuple(str(c.name) for c in columns)
-    types = tuple(column_type(c) for c in columns)
-    kind = ("insert" if isinstance(event, WriteRowsEvent) else
-            "delete" if isinstance(event, DeleteRowsEvent) else "update")
+_Decoded = tuple[tuple[str, ...], tuple[ColumnType, ...], RowReader | None]
+
+
+class _RowsDecoder:
+    """Row events into ``RowChange``s; the per-table-map work (names, types, the decoder)
+    is done once per distinct column list, not once per event."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[Any, ...], _Decoded] = {}
+
+    def decoded(self, columns: Sequence[Any]) -> _Decoded:
+        key = tuple((c.type, c.name, c.unsigned, c.character_set_name,
+                     *(getattr(c, a, None) for a in _METADATA),
+                     tuple(c.enum_values or ()), tuple(c.set_values or ())) for c in columns)
+        found = self._known.get(key)
+        if found is None:
+            found = self._known[key] = (tuple(str(c.name) for c in columns),
+                                        tuple(column_type(c) for c in columns),
+                                        row_reader(columns))
+        return found
+
+    def rows(self, event: Any, position: Position) -> RowChange:
+        if isinstance(event, PartialUpdateRowsEvent):
+            raise ReplicationSetupError(
+                f"{event.schema}.{event.table} has a partial JSON update at {position} "  # noqa: S608 - a message
+                "(binlog_row_value_options=PARTIAL_JSON): floe needs whole row images; SET "
+                "GLOBAL binlog_row_value_options = ''; then floe run --full-refresh")
+        columns = event.columns
+        if any(c.name is None for c in columns):
+            raise ReplicationSetupError(
+                f"the change to {event.schema}.{event.table} at {position} was written "
+                "without column names (binlog_row_metadata=MINIMAL): SET GLOBAL "
+                "binlog_row_metadata = 'FULL'; then floe run --full-refresh copies the "
+                "tables again")
+        names, types, read = self.decoded(columns)
+        kind = ("insert" if isinstance(event, WriteRowsEvent) else
+                "delete" if isinstance(event, DeleteRowsEvent) else "update")
+        full = (1 << len(columns)) - 1
+        bitmaps = [event.columns_present_bitmap] + (
+            [event.columns_present_bitmap2] if kind == "update" else [])
+        if any(int.from_bytes(b, "little") & full != full for b in bitmaps):
+            raise ReplicationSetupError(
+                f"the change to {event.schema}.{event.table} at {position} has a partial "
+                "row image (binlog_row_image is not FULL): SET GLOBAL binlog_row_image = "
+                "'FULL'; then floe run --full-refresh copies the tables again")
+        if read is None:
+            rows = _library_rows(event, names, kind)
+        else:
+            rows = _decoded_rows(event, read, kind)
+        return RowChange(str(event.table), kind, names, types, rows, position,
+                         int(event.timestamp))
+
+
+_METADATA = ("max_length", "length_size", "precision", "decimals", "fsp", "bits", "bytes",
+             "size")
+
+
+def _decoded_rows(event: Any, read: RowReader, kind: str
+                  ) -> list[tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]]:
+    """The event's remaining bytes (its rows) read with our decoder."""
+    data = event.packet.read(event.event_size - event.packet.read_bytes)
+    rows: list[tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]] = []
+    at, end = 0, len(data)
+    while at < end:
+        first, at = read(data, at)
+        if kind == "update":
+            second, at = read(data, at)
+            rows.append((first, second))
+        elif kind == "insert":
+            rows.append((None, first))
+        else:
+            rows.append((first, None))
+    return rows
+
+
+def _library_rows(event: Any, names: tuple[str, ...], kind: str
+                  ) -> list[tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]]:
+    rows: list[tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]] = []
     for row in event.rows:
         if kind == "update":
-            before = _values(row["before_values"], row.get("before_none_sources"), names,
-                             event, position)
-            after = _values(row["after_values"], row.get("after_none_sources"), names,
-                            event, position)
+            rows.append((_values(row["before_values"], row.get("before_none_sources"), names),
+                         _values(row["after_values"], row.get("after_none_sources"), names)))
         else:
-            before = after = _values(row["values"], row.get("none_sources"), names, event,
-                                     position)
-        yield RowChange(str(event.table), kind, names, types,
-                        before if kind != "insert" else None,
-                        after if kind != "delete" else None, position, int(event.timestamp))
+            values = _values(row["values"], row.get("none_sources"), names)
+            rows.append((None, values) if kind == "insert" else (values, None))
+    return rows
 
 
 def _values(values: dict[str, Any], none_sources: dict[str, str] | None,
-            names: tuple[str, ...], event: Any, position: Position) -> tuple[Any, ...]:
+            names: tuple[str, ...]) -> tuple[Any, ...]:
     if none_sources:
         for name, why in none_sources.items():
-            if why == NONE_SOURCE.COLS_BITMAP:
-                raise ReplicationSetupError(
-                    f"the change to {event.schema}.{event.table} at {position} has a partial "
-                    "row image (binlog_row_image is not FULL): SET GLOBAL binlog_row_image = "
-                    "'FULL'; then floe run --full-refresh copies the tables again")
             if why == NONE_SOURCE.EMPTY_SET:
                 values = {**values, name: frozenset()}
     return tuple(values[n] for n in names)

@@ -137,11 +137,12 @@ class _Applier:
     def __init__(self, folds: dict[str, TableFold], after: dict[str, Position | None]) -> None:
         self.folds, self.after = folds, after
         self._convert: dict[tuple[ColumnType, ...], list[Any]] = {}
+        self._columns: dict[str, tuple[tuple[str, ...], tuple[ColumnType, ...]]] = {}
 
     def apply(self, change: RowChange | Truncate | Rename) -> None:
         fold = self.folds[change.table]
-        after = self.after[change.table]
-        if after is not None and change.position <= after:
+        held = self.after[change.table]
+        if held is not None and change.position <= held:
             return  # already in Bronze (or in this run's copy)
         if isinstance(change, Truncate):
             fold.truncate()
@@ -149,21 +150,24 @@ class _Applier:
         if isinstance(change, Rename):
             fold.rename(change.old, change.new)
             return
-        for name, kind in zip(change.names, change.columns, strict=True):
-            fold.types[name] = kind.arrow  # the newest column list and types win
+        listed = (change.names, change.columns)
+        if listed != self._columns.get(change.table):
+            self._columns[change.table] = listed
+            for name, kind in zip(change.names, change.columns, strict=True):
+                fold.types[name] = kind.arrow  # the newest column list and types win
         convert = self._convert.get(change.columns)
         if convert is None:
             convert = self._convert[change.columns] = converters(change.columns)
         number, when = change.position.number, committed_at(change.timestamp)
         names = change.names
-        if change.kind == "delete":
-            assert change.before is not None
-            fold.delete(names, convert_row(convert, change.before), number, when)
-            return
-        assert change.after is not None
-        new = convert_row(convert, change.after)
-        if change.before is not None:
-            old = convert_row(convert, change.before)
-            if fold.key_of(names, old) != fold.key_of(names, new):  # the key changed
-                fold.delete(names, old, number, when)
-        fold.upsert(names, new, number, when)
+        for before, after in change.rows:
+            if after is None:
+                assert before is not None
+                fold.delete(names, convert_row(convert, before), number, when)
+                continue
+            new = convert_row(convert, after)
+            if before is not None:
+                old = convert_row(convert, before)
+                if fold.key_of(names, old) != fold.key_of(names, new):  # the key changed
+                    fold.delete(names, old, number, when)
+            fold.upsert(names, new, number, when)

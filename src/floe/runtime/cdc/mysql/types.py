@@ -7,6 +7,7 @@ row reads the same whichever way it arrived.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ class ColumnType:
     set_values: tuple[str, ...] = ()
     fixed: int = 0  # BINARY(n): the binlog leaves out trailing zero bytes the copy keeps
 
-    @property
+    @functools.cached_property
     def arrow(self) -> pa.DataType:
         kind = self.kind
         if kind == "bigint":
