@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,8 +47,20 @@ sources:
 
 
 @pytest.mark.parametrize("scheme", ["mysql", "mysql+pymysql", "mariadb"])
-def test_every_type_lands_as_its_bronze_type(tmp_path: Path, mariadb: MariaDB,
-                                             scheme: str) -> None:
+def test_every_type_lands_as_its_bronze_type(tmp_path: Path, mariadb: MariaDB, scheme: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read with connectorx (floe's MySQL loader, the default): the types and values the
+    mysql_cdc copy and binlog give."""
+    from floe.runtime.ingestion.mysql_loader import MySQLTableLoader
+
+    loaded: list[str] = []
+    real = MySQLTableLoader.load_rows
+
+    def counted(self: MySQLTableLoader, backend_kwargs: Any = None) -> Any:
+        loaded.append(self.table.name)
+        return real(self, backend_kwargs)
+
+    monkeypatch.setattr(MySQLTableLoader, "load_rows", counted)
     mariadb.execute(KINDS)
     project = Project(tmp_path)
     project.write(PROJECT)
@@ -75,6 +88,7 @@ def test_every_type_lands_as_its_bronze_type(tmp_path: Path, mariadb: MariaDB,
         "color": "green", "tags": "a,b", "flags": 165,
         "updated_at": dt.datetime(2024, 3, 1, 0, 0)}
     assert empty["ubig"] is None and empty["ts"] is None
+    assert loaded == ["kinds"]
 
 
 def test_merge_incremental_and_verify(tmp_path: Path, mariadb: MariaDB) -> None:

@@ -556,7 +556,7 @@ def test_the_row_decoder_agrees_with_the_library(
     gives for the same binlog bytes."""
     from floe.runtime.cdc.mysql import binlog
     from floe.runtime.cdc.mysql.server import MySQLSource
-    from floe.runtime.cdc.mysql.types import convert_row, converters
+    from floe.runtime.mysql.types import convert_row, converters
 
     with MySQLSource(shop.url(), ["decoded"]) as db:
         start, _ = db.position()
@@ -602,3 +602,50 @@ def test_the_row_decoder_agrees_with_the_library(
     # Bronze's time of day holds neither, it lands null)
     assert first["t4"] == -dt.timedelta(seconds=1, microseconds=100)
     assert first["t0"] == -dt.timedelta(hours=838, minutes=59, seconds=59)
+
+
+def test_kill_9_at_any_stage_then_bronze_equals_the_source(shop: Shop) -> None:
+    """`floe run` processes killed with SIGKILL at random points (the first copy, reading the
+    binlog, between commits), changes arriving between them; then a run that finishes, and
+    Bronze equals the source: nothing lost, nothing twice."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    shop.execute("INSERT INTO customers SELECT seq, CONCAT('k', seq), NULL, seq, NULL "
+                 "FROM seq_1000_to_60999;")
+    shop.project.compile(shop.environ)
+    env = {**os.environ, **shop.environ}
+
+    def floe_run() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "floe.cli", "run"],
+                                cwd=shop.project.root, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+
+    started = time.perf_counter()
+    whole = floe_run()
+    time.sleep(0.5)
+    os.killpg(whole.pid, signal.SIGKILL)  # during its start or its first copy
+    whole.wait()
+    chance = random.Random(19)
+    interrupted = 0
+    for round_ in range(5):
+        shop.execute(f"UPDATE customers SET balance = balance + 1 WHERE id % 7 = {round_};"
+                     f"DELETE FROM customers WHERE id % 50 = {round_};"
+                     f"INSERT INTO customers SELECT seq, 'new', NULL, 0, NULL FROM "
+                     f"seq_{100000 + round_ * 1000}_to_{100000 + round_ * 1000 + 999};")
+        run = floe_run()
+        time.sleep(chance.uniform(0.8, 4.0))
+        if run.poll() is None:
+            interrupted += 1
+            os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    assert interrupted >= 2, interrupted  # the kills hit runs mid-way
+    final = subprocess.run([sys.executable, "-m", "floe.cli", "run"], cwd=shop.project.root,
+                           env=env, capture_output=True, text=True)
+    assert final.returncode == 0, final.stdout + final.stderr
+    shop.assert_bronze_equals_source()
+    assert time.perf_counter() - started < 240

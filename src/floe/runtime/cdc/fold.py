@@ -81,6 +81,16 @@ class TableFold:
         self.base.append(pa.table(columns))
         self.copied += len(rows)
 
+    def add_copy_batch(self, batch: pa.RecordBatch, position: int,
+                       committed_at: dt.datetime) -> None:
+        """A batch of copied rows already typed as Bronze keeps them (a columnar reader)."""
+        rows = batch.num_rows
+        table = pa.Table.from_batches([batch]).append_column(
+            self.position_column, pa.array([position] * rows, pa.int64())).append_column(
+            COMMITTED_COLUMN, pa.array([committed_at] * rows, _TIMESTAMP))
+        self.base.append(table)
+        self.copied += rows
+
     def rename(self, old: str, new: str) -> None:
         """A column renamed at the source mid-stream: every version folded so far, and the
         copy, carry its values under the new name (the commit renames Bronze's column)."""

@@ -29,7 +29,7 @@ from pymysqlreplication.row_event import (
 
 from floe.runtime.cdc.mysql.rows import RowReader, row_reader
 from floe.runtime.cdc.mysql.server import Position, ReplicationSetupError
-from floe.runtime.cdc.mysql.types import ColumnType
+from floe.runtime.mysql.types import ColumnType
 
 _INTS = {FIELD_TYPE.TINY, FIELD_TYPE.SHORT, FIELD_TYPE.INT24, FIELD_TYPE.LONG}
 _KINDS = {FIELD_TYPE.FLOAT: "double", FIELD_TYPE.DOUBLE: "double",

@@ -39,9 +39,9 @@ from floe.runtime.cdc.mysql.server import (
     TableInfo,
     committed_at,
 )
-from floe.runtime.cdc.mysql.types import ColumnType, convert_row, converters
 from floe.runtime.iceberg.state import SourceState, restore_states
 from floe.runtime.ingestion.deadline import Deadline
+from floe.runtime.mysql.types import ColumnType, convert_row, converters
 
 BINLOG_COLUMN = "_floe_binlog"
 IDLE_ADVANCE_BYTES = 16 * 1024 * 1024
@@ -115,11 +115,8 @@ def _read(db: MySQLSource, server_id: int, infos: dict[str, TableInfo],
         copied_at = dt.datetime.now(dt.UTC)
         for table in to_copy:
             from_position[table] = copy_from
-            names = [name for name, _ in infos[table].columns]
-            convert = converters([c for _, c in infos[table].columns])
             for batch in db.copy(infos[table]):
-                folds[table].add_copy(names, [convert_row(convert, r) for r in batch],
-                                      copy_from.number, copied_at)
+                folds[table].add_copy_batch(batch, copy_from.number, copied_at)
     upto, gtid = db.position()
     start = min(p for p in from_position.values() if p is not None)
     if start >= upto:

@@ -1,23 +1,24 @@
 """The MySQL/MariaDB side of ``mysql_cdc``: readiness checks, binlog positions, the first copy.
 
-Everything here is ordinary SQL over PyMySQL; the binlog itself is read in ``binlog.py``.
-A position is ``(file, offset)`` in the server's binary logs; Bronze stores it as one integer
-(``file number << 32 | offset``, the ``_floe_binlog`` column), which orders like the binlog.
+Everything here is ordinary SQL over PyMySQL (the copy: connectorx, ``runtime/mysql/read.py``);
+the binlog itself is read in ``binlog.py``.  A position is ``(file, offset)`` in the server's
+binary logs; Bronze stores it as one integer (``file number << 32 | offset``, the
+``_floe_binlog`` column), which orders like the binlog.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
+import pyarrow as pa
 import pymysql
-import pymysql.cursors
 
-from floe.runtime.cdc.mysql.types import ColumnType, from_schema
+from floe.runtime.mysql.connect import MySQLURLError, connect, connection_settings
+from floe.runtime.mysql.read import describe, read_batches
+from floe.runtime.mysql.types import ColumnType
 
 
 class ReplicationSetupError(Exception):
@@ -46,32 +47,18 @@ class TableInfo:
     primary_key: tuple[str, ...]
 
 
-def connection_settings(url: str) -> dict[str, Any]:
-    """PyMySQL's keyword arguments from ``mysql://`` / ``mariadb://`` (``+driver`` allowed)."""
-    parts = urlsplit(url)
-    if not re.match(r"^(mysql|mariadb)(\+\w+)?$", parts.scheme):
-        raise ReplicationSetupError(
-            f"mysql_cdc credentials must be a mysql:// or mariadb:// URL, not {parts.scheme}://")
-    return {"host": parts.hostname or "127.0.0.1", "port": parts.port or 3306,
-            "user": unquote(parts.username or ""), "passwd": unquote(parts.password or ""),
-            "database": parts.path.lstrip("/") or None}
-
-
 class MySQLSource:
     def __init__(self, url: str, tables: Sequence[str]) -> None:
-        self.settings = connection_settings(url)
+        try:
+            self.settings = connection_settings(url)
+        except MySQLURLError as exc:
+            raise ReplicationSetupError(f"mysql_cdc credentials: {exc}") from None
         self.database = str(self.settings["database"] or "")
         if not self.database:
             raise ReplicationSetupError(
                 "mysql_cdc credentials name no database: end the URL with /<database>")
         self.tables = list(tables)
-        self.conn = self._connect()
-
-    def _connect(self, **extra: Any) -> pymysql.connections.Connection[Any]:
-        settings = {k: v for k, v in self.settings.items() if k != "passwd"}
-        return pymysql.connect(password=self.settings["passwd"], autocommit=True,
-                               charset="utf8mb4", init_command="SET time_zone = '+00:00'",
-                               **settings, **extra)
+        self.conn = connect(self.settings)
 
     def close(self) -> None:
         self.conn.close()
@@ -151,21 +138,15 @@ class MySQLSource:
             return []
 
     def _table(self, name: str) -> TableInfo:
-        found = self._rows(
-            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, "
-            "COLUMN_KEY FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND "
-            "TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (self.database, name))
-        if not found:
+        columns, key = describe(self.settings, self.database, name)
+        if not columns:
             tables = [str(t) for (t,) in self._rows(
                 "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
                 "ORDER BY TABLE_NAME", (self.database,))]
             raise ReplicationSetupError(
                 f"table {self.database}.{name} does not exist (its tables: "
                 f"{', '.join(tables) or 'none'}): create it, or fix source_config.tables")
-        columns = tuple((str(c), from_schema(str(d), str(t), p, s))
-                        for c, d, t, p, s, _ in found)
-        key = tuple(str(c) for c, _, _, _, _, k in found if k == "PRI")
-        return TableInfo(name, columns, key)
+        return TableInfo(name, tuple(columns), key)
 
     def position(self) -> tuple[Position, str | None]:
         """Where the binlog ends now, and the server's GTID position there when it has one."""
@@ -195,25 +176,12 @@ class MySQLSource:
                 f"{position}: changes since are lost to floe; floe run --full-refresh copies "
                 "the tables again (keep binlogs longer: binlog_expire_logs_seconds)")
 
-    def copy(self, table: TableInfo, batch_rows: int = 50_000
-             ) -> Iterator[list[tuple[Any, ...]]]:
-        """The table's rows in one consistent snapshot, streamed in batches (a server-side
-        cursor: memory holds one batch).  FLOAT columns are read as DOUBLE: the binlog carries
-        their exact binary value, which MySQL's text output rounds."""
-        select = ", ".join(
-            f"CAST({quote(name)} AS DOUBLE)" if kind.kind == "double" else quote(name)
-            for name, kind in table.columns)
-        query = f"SELECT {select} FROM {quote(self.database)}.{quote(table.name)}"  # noqa: S608 - quoted identifiers, no values
-        conn = self._connect(cursorclass=pymysql.cursors.SSCursor)
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-                cursor.execute(query)
-                while rows := cursor.fetchmany(batch_rows):
-                    yield list(rows)
-                cursor.execute("COMMIT")
-        finally:
-            conn.close()
+    def copy(self, table: TableInfo, batch_rows: int = 100_000) -> Iterator[pa.RecordBatch]:
+        """The table's rows as they are now, streamed in Bronze-typed Arrow batches (memory
+        holds one batch of the read).  Not one snapshot across tables, nor needed: the
+        replay from the position read before the copy makes each table exact."""
+        yield from read_batches(self.settings, self.database, table.name, table.columns,
+                                batch_rows)
 
     def lag_bytes(self, position: Position) -> int:
         """Binlog bytes written after ``position`` (what the next run reads)."""
@@ -224,10 +192,6 @@ class MySQLSource:
             elif name > position.file:
                 behind += size
         return behind
-
-
-def quote(identifier: str) -> str:
-    return "`" + identifier.replace("`", "``") + "`"
 
 
 def committed_at(seconds: int) -> dt.datetime:
