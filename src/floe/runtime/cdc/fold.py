@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 LSN_COLUMN = "_floe_lsn"
@@ -85,9 +86,10 @@ class TableFold:
                        committed_at: dt.datetime) -> None:
         """A batch of copied rows already typed as Bronze keeps them (a columnar reader)."""
         rows = batch.num_rows
+        micros = int(committed_at.timestamp() * 1_000_000)
         table = pa.Table.from_batches([batch]).append_column(
-            self.position_column, pa.array([position] * rows, pa.int64())).append_column(
-            COMMITTED_COLUMN, pa.array([committed_at] * rows, _TIMESTAMP))
+            self.position_column, pa.array(np.full(rows, position, np.int64))).append_column(
+            COMMITTED_COLUMN, pa.array(np.full(rows, micros, np.int64)).cast(_TIMESTAMP))
         self.base.append(table)
         self.copied += rows
 

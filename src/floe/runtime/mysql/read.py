@@ -23,11 +23,12 @@ Columns = Sequence[tuple[str, ColumnType]]
 _DAY_US = 86_400_000_000
 
 
-def describe(settings: dict[str, Any], database: str, table: str
+def describe(connection: Any, database: str, table: str
              ) -> tuple[list[tuple[str, ColumnType]], tuple[str, ...]]:
     """The table's columns (in order, as Bronze types them) and its primary key; empty when
-    there is no such table."""
-    conn = connect(settings)
+    there is no such table.  ``connection``: an open PyMySQL connection, or the settings to
+    open one with."""
+    conn = connect(connection) if isinstance(connection, dict) else connection
     try:
         with conn.cursor() as cursor:
             cursor.execute(
@@ -36,7 +37,8 @@ def describe(settings: dict[str, Any], database: str, table: str
                 "TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (database, table))
             found = list(cursor.fetchall())
     finally:
-        conn.close()
+        if conn is not connection:
+            conn.close()
     columns = [(str(c), from_schema(str(d), str(t), p, s)) for c, d, t, p, s, _ in found]
     return columns, tuple(str(c) for c, _, _, _, _, k in found if k == "PRI")
 

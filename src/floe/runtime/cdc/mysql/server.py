@@ -138,7 +138,7 @@ class MySQLSource:
             return []
 
     def _table(self, name: str) -> TableInfo:
-        columns, key = describe(self.settings, self.database, name)
+        columns, key = describe(self.conn, self.database, name)
         if not columns:
             tables = [str(t) for (t,) in self._rows(
                 "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
