@@ -626,19 +626,28 @@ def test_kill_9_at_any_stage_then_bronze_equals_the_source(shop: Shop) -> None:
                                 stderr=subprocess.DEVNULL, start_new_session=True)
 
     started = time.perf_counter()
-    whole = floe_run()
+    first = floe_run()
     time.sleep(0.5)
-    os.killpg(whole.pid, signal.SIGKILL)  # during its start or its first copy
-    whole.wait()
-    chance = random.Random(19)
-    interrupted = 0
-    for round_ in range(5):
-        shop.execute(f"UPDATE customers SET balance = balance + 1 WHERE id % 7 = {round_};"
+    os.killpg(first.pid, signal.SIGKILL)  # during its start or its first copy
+    first.wait()
+    assert floe_run().wait() == 0  # the copy
+
+    def change(round_: int) -> None:  # ~30k row changes: most of a run is its work
+        shop.execute(f"UPDATE customers SET balance = balance + 1 WHERE id % 2 = {round_ % 2};"
                      f"DELETE FROM customers WHERE id % 50 = {round_};"
                      f"INSERT INTO customers SELECT seq, 'new', NULL, 0, NULL FROM "
-                     f"seq_{100000 + round_ * 1000}_to_{100000 + round_ * 1000 + 999};")
+                     f"seq_{100000 + round_ * 5000}_to_{100000 + round_ * 5000 + 4999};")
+
+    change(0)
+    timed = time.perf_counter()
+    assert floe_run().wait() == 0  # a whole run of one round: how long one takes here
+    whole = time.perf_counter() - timed
+    chance = random.Random(19)
+    interrupted = 0
+    for round_ in range(1, 7):
+        change(round_)
         run = floe_run()
-        time.sleep(chance.uniform(0.8, 4.0))
+        time.sleep(chance.uniform(0.4, 1.05) * whole)  # late in a run (its work), or after
         if run.poll() is None:
             interrupted += 1
             os.killpg(run.pid, signal.SIGKILL)
@@ -649,3 +658,23 @@ def test_kill_9_at_any_stage_then_bronze_equals_the_source(shop: Shop) -> None:
     assert final.returncode == 0, final.stdout + final.stderr
     shop.assert_bronze_equals_source()
     assert time.perf_counter() - started < 240
+
+
+def test_the_pymysql_contract(shop: Shop) -> None:
+    """runtime/mysql/pymysql_internals.py overrides PyMySQL's _create_ssl_ctx: connections in
+    TLS-preferred mode share one default context, and still connect."""
+    import pymysql.connections
+
+    from floe.runtime.mysql.connect import connect, connection_settings
+
+    assert callable(getattr(pymysql.connections.Connection, "_create_ssl_ctx", None))
+    settings = connection_settings(shop.url())
+    first, second = connect(settings), connect(settings)
+    try:
+        assert first.ctx is not None and first.ctx is second.ctx
+        with first.cursor() as cursor:
+            cursor.execute("SELECT @@time_zone, 1")
+            assert cursor.fetchone() == ("+00:00", 1)
+    finally:
+        first.close()
+        second.close()

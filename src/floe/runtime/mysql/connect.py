@@ -7,7 +7,7 @@ import re
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-import pymysql
+from floe.runtime.mysql.pymysql_internals import Connection
 
 
 class MySQLURLError(ValueError):
@@ -24,11 +24,11 @@ def connection_settings(url: str) -> dict[str, Any]:
             "database": parts.path.lstrip("/") or None}
 
 
-def connect(settings: dict[str, Any], **extra: Any) -> pymysql.connections.Connection[Any]:
-    """A session that reads TIMESTAMPs in UTC and text as utf8mb4."""
+def connect(settings: dict[str, Any], **extra: Any) -> Any:
+    """A session that reads TIMESTAMPs in UTC and text as utf8mb4 (a PyMySQL connection)."""
     plain = {k: v for k, v in settings.items() if k != "passwd"}
-    return pymysql.connect(password=settings["passwd"], autocommit=True, charset="utf8mb4",
-                           init_command="SET time_zone = '+00:00'", **plain, **extra)
+    return Connection(password=settings["passwd"], autocommit=True, charset="utf8mb4",
+                      init_command="SET time_zone = '+00:00'", **plain, **extra)
 
 
 def plain_url(settings: dict[str, Any]) -> str:

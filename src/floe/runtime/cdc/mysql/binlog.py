@@ -29,6 +29,7 @@ from pymysqlreplication.row_event import (
 
 from floe.runtime.cdc.mysql.rows import RowReader, row_reader
 from floe.runtime.cdc.mysql.server import Position, ReplicationSetupError
+from floe.runtime.mysql.pymysql_internals import Connection
 from floe.runtime.mysql.types import ColumnType
 
 _INTS = {FIELD_TYPE.TINY, FIELD_TYPE.SHORT, FIELD_TYPE.INT24, FIELD_TYPE.LONG}
@@ -146,7 +147,7 @@ def read_changes(settings: dict[str, Any], server_id: int, schema: str,
         resume_stream=True, log_file=start.file, log_pos=start.offset,
         only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent,
                      PartialUpdateRowsEvent, QueryEvent, RotateEvent],
-        only_schemas=[schema], report_slave="floe")
+        only_schemas=[schema], report_slave="floe", pymysql_wrapper=Connection)
     current = start.file
     decoder = _RowsDecoder()
     try:
