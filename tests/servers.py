@@ -163,8 +163,9 @@ def _mariadb_bin(name: str) -> str:
 
 
 @contextmanager
-def mariadb_server() -> Iterator[MariaDB]:
-    """mariadb-install-db + mariadbd in a temp dir, as the ``mysql`` user when we are root."""
+def mariadb_server(log_bin: bool = True) -> Iterator[MariaDB]:
+    """mariadb-install-db + mariadbd in a temp dir, as the ``mysql`` user when we are root
+    (``log_bin=False``: a server with its binary log off, as mysql_cdc must refuse)."""
     import pymysql
 
     root = Path(tempfile.mkdtemp(prefix="floe-maria-"))
@@ -182,7 +183,8 @@ def mariadb_server() -> Iterator[MariaDB]:
         [_mariadb_bin("mariadbd"), "--no-defaults", *user, f"--datadir={data}",
          f"--port={server.port}", "--bind-address=127.0.0.1", f"--socket={server.socket}",
          f"--pid-file={root / 'mysqld.pid'}", f"--log-error={log}",
-         f"--log-bin={root / 'binlog'}", "--binlog-format=ROW", "--binlog-row-image=FULL",
+         *([f"--log-bin={root / 'binlog'}"] if log_bin else []),
+         "--binlog-format=ROW", "--binlog-row-image=FULL",
          "--binlog-row-metadata=FULL", "--server-id=1", "--innodb-buffer-pool-size=128M",
          "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
          "--skip-name-resolve"],

@@ -678,3 +678,20 @@ def test_the_pymysql_contract(shop: Shop) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_a_server_without_its_binary_log_names_the_fix(tmp_path: Path) -> None:
+    from tests.servers import mariadb_server
+
+    with mariadb_server(log_bin=False) as plain:
+        plain.execute("CREATE TABLE customers (id INT PRIMARY KEY); "
+                      "CREATE TABLE products (sku VARCHAR(9) PRIMARY KEY)")
+        project = Project(tmp_path)
+        project.write(PROJECT.format(name="nobinlog", extra=""))
+        result = project.run("nobinlog", environ={"SHOP_MYSQL_URL": plain.url})
+    assert not result.success
+    assert result.errors[0] == (
+        "the binary log is off on this server: start it with log_bin (e.g. --log-bin=binlog "
+        "in my.cnf's [mysqld]) and restart it (pipeline=shop__nobinlog, "
+        "source_type=mysql_cdc, table=bronze)"), result.errors
+    assert result.error_category == "CONFIGURATION"

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table.upsert_util import create_match_filter
 
 from floe.artifacts import CompiledSource
+from floe.runtime.cdc.copy_parts import write_plain
 from floe.runtime.cdc.fold import Key, Row, TableFold
 from floe.runtime.iceberg.commit import commit_table_load
 from floe.runtime.iceberg.loads import CommitResult, TableLoad
@@ -91,12 +91,7 @@ def _fill_from_bronze(catalog: Catalog, source: CompiledSource, table: str,
 
 
 def _write(workdir: Path, name: str, data: pa.Table) -> str:
-    """A working file the commit reads once: plain (no compression, dictionary or statistics)
-    writes and reads 1M rows in 0.12 s instead of 0.41 s."""
-    path = workdir / f"{name}.parquet"
-    pq.write_table(data, path, compression="none", use_dictionary=False,
-                   write_statistics=False)
-    return str(path)
+    return write_plain(data, workdir / f"{name}.parquet")
 
 
 @dataclass(frozen=True)
@@ -121,6 +116,7 @@ def commit_folds(source: CompiledSource, catalog: Catalog, plans: list[TablePlan
     for plan in plans:
         fold = plan.fold
         soft = _fill_from_bronze(catalog, source, plan.table, fold)
+        copied = fold.copy_files(workdir)  # the first run's copy, less what changed after
         upserts = _write(workdir, f"{plan.table}.upserts", fold.upserts(soft))
         deletes = [] if soft is not None else [
             _write(workdir, f"{plan.table}.deletes", fold.deletes())]
@@ -129,7 +125,7 @@ def commit_folds(source: CompiledSource, catalog: Catalog, plans: list[TablePlan
         fold.release()
         load = TableLoad(
             identifier=(source.namespace, source.table_for(plan.table)),
-            files=[upserts], delete_files=deletes,
+            files=[*copied, upserts], delete_files=deletes,
             write_mode="merge", merge_strategy="upsert", primary_key=fold.key,
             schema_contract=source.schema_contract, state=plan.state,
             load_id=load_id, source_key=source.pipeline_name,

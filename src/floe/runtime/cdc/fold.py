@@ -16,10 +16,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+from floe.runtime.cdc.copy_parts import CopyParts
 
 LSN_COLUMN = "_floe_lsn"
 COMMITTED_COLUMN = "_floe_committed_at"
@@ -65,9 +68,13 @@ class TableFold:
     truncated: bool = False
     changes: int = 0
     copied: int = 0  # rows of the first run's copy (reported as loaded, like the changes)
-    base: list[pa.Table] = field(default_factory=list)  # the copy, as Arrow (no dict per row)
+    spill: Path | None = None  # where the copy's batches go as they come (None: in memory)
+    name: str = "table"
     renamed: list[tuple[str, str]] = field(default_factory=list)  # (old, new), in stream order
     _key_at: dict[tuple[str, ...], tuple[int, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.base = CopyParts(self.spill, self.name)  # the copy, columnar (no dict per row)
 
     def add_copy(self, names: Sequence[str], rows: Sequence[tuple[Any, ...]], lsn: int,
                  committed_at: dt.datetime) -> None:
@@ -79,7 +86,7 @@ class TableFold:
                    for name, column in zip(names, values, strict=True)}
         columns[self.position_column] = pa.array([lsn] * len(rows), pa.int64())
         columns[COMMITTED_COLUMN] = pa.array([committed_at] * len(rows), _TIMESTAMP)
-        self.base.append(pa.table(columns))
+        self.base.add(pa.table(columns))
         self.copied += len(rows)
 
     def add_copy_batch(self, batch: pa.RecordBatch, position: int,
@@ -90,7 +97,7 @@ class TableFold:
         table = pa.Table.from_batches([batch]).append_column(
             self.position_column, pa.array(np.full(rows, position, np.int64))).append_column(
             COMMITTED_COLUMN, pa.array(np.full(rows, micros, np.int64)).cast(_TIMESTAMP))
-        self.base.append(table)
+        self.base.add(table)
         self.copied += rows
 
     def rename(self, old: str, new: str) -> None:
@@ -110,8 +117,7 @@ class TableFold:
                 if names not in renamed:
                     renamed[names] = tuple(new if n == old else n for n in names)
                 version.names = renamed[names]
-        self.base = [t.rename_columns([new if n == old else n for n in t.column_names])
-                     for t in self.base]
+        self.base.rename(old, new)
         self._key_at.clear()
         self.renamed.append((old, new))
 
@@ -162,16 +168,24 @@ class TableFold:
         """Rows of this run's copy for ``keys`` (an unchanged TOAST value may live there)."""
         if not self.base or not keys:
             return {}
-        wanted = self.keys_table(keys)
-        copied = pa.concat_tables(self.base, promote_options="permissive")
-        found = copied.join(wanted, list(self.key), join_type="left semi")
+        found = self.base.matching(self.keys_table(keys))
+        if found is None:
+            return {}
         return {self.key_of_row(row): row for row in found.to_pylist()}
 
     def deleted_keys(self) -> list[Key]:
         return [k for k, v in self.versions.items() if v.values is None]
 
+    def copy_files(self, folder: Path) -> list[str]:
+        """The copy as files for the commit, less the rows a replayed change supersedes."""
+        if not self.base:
+            return []
+        touched = self.keys_table(list(self.versions)) if self.versions else None
+        return self.base.files(folder, touched)
+
     def upserts(self, soft_deleted: dict[Key, Row] | None = None) -> pa.Table:
-        """The live rows (and, for soft deletes, the deleted rows with their marker)."""
+        """The changed rows: live ones (and, for soft deletes, the deleted rows with their
+        marker).  The copy's rows are ``copy_files``."""
         kept: list[tuple[tuple[str, ...], tuple[Any, ...]]] = []
         lsns: list[int] = []
         times: list[dt.datetime] = []
@@ -204,19 +218,12 @@ class TableFold:
         columns[COMMITTED_COLUMN] = pa.array(times, _TIMESTAMP)
         if soft_deleted is not None:
             columns[DELETED_COLUMN] = pa.array(deleted_at, _TIMESTAMP)
-        changed = pa.table(columns)
-        if not self.base:
-            return changed
-        copied = pa.concat_tables(self.base, promote_options="permissive")
-        if self.versions:  # copied rows a replayed change touched are replaced by it
-            touched = self.keys_table(list(self.versions))
-            copied = copied.join(touched, list(self.key), join_type="left anti")
-        return pa.concat_tables([copied, changed], promote_options="permissive")
+        return pa.table(columns)
 
     def release(self) -> None:
         """Free the folded rows once written (before the commit reads Bronze's files)."""
         self.versions = {}
-        self.base = []
+        self.base = CopyParts(None, self.name)
 
     def keys_table(self, keys: Sequence[Key]) -> pa.Table:
         """``keys`` as an Arrow table of the key columns, typed like the table."""

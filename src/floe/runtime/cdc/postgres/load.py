@@ -83,7 +83,7 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
             raise configuration_error(source, str(exc)) from None
         with deadline.interrupting("reading changes"), no_cyclic_gc():
             folds, restored, stored, upto = _read(source, catalog, pg, infos, keys, tables,
-                                                  full_refresh)
+                                                  full_refresh, workdir)
         deadline.check("reading changes")
         plans = [TablePlan(t, folds[t], restored[t], {"lsn": upto}, stored[t] is None,
                            source_columns=infos[t].column_ids)
@@ -96,7 +96,7 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
 
 def _read(source: CompiledSource, catalog: Catalog, pg: PostgresSource,
           infos: dict[str, TableInfo], keys: dict[str, tuple[str, ...]], tables: list[str],
-          full_refresh: bool) -> tuple[dict[str, TableFold], dict[str, SourceState],
+          full_refresh: bool, workdir: Path) -> tuple[dict[str, TableFold], dict[str, SourceState],
                                        dict[str, int | None], int]:
     """Copy the tables Bronze does not hold yet, and fold every change up to now."""
     by_table = restore_states(catalog, source.namespace, source.pipeline_name,
@@ -107,8 +107,8 @@ def _read(source: CompiledSource, catalog: Catalog, pg: PostgresSource,
     # it: every table is copied again, which the replay then makes exact
     new_slot = pg.ensure_slot(recreate=full_refresh)
     stored = {t: None if new_slot else _stored_lsn(restored[t]) for t in tables}
-    folds = {t: TableFold(keys[t], {n: arrow_type(o, m) for n, o, m in infos[t].columns})
-             for t in tables}
+    folds = {t: TableFold(keys[t], {n: arrow_type(o, m) for n, o, m in infos[t].columns},
+                          spill=workdir, name=t) for t in tables}
     copy_lsn = pg.current_lsn()
     copied_at = dt.datetime.now(dt.UTC)
     for table in tables:
