@@ -130,7 +130,7 @@ def commit_folds(source: CompiledSource, catalog: Catalog, plans: list[TablePlan
             schema_contract=source.schema_contract, state=plan.state,
             load_id=load_id, source_key=source.pipeline_name,
             expected_token=plan.restored.token, recreate=full_refresh,
-            truncate=plan.replace or fold.truncated, column_renames=renamed,
+            truncate=plan.replace or fold.truncated, one_per_key=True, column_renames=renamed,
             source_columns=plan.source_columns,
             partition_by=source.partition_by, sort_by=source.sort_by)
         bronze_table = source.table_for(plan.table)

@@ -38,6 +38,7 @@ class TableLoad:
     delete_files: Sequence[str] = ()  # merge: parquet files of primary keys to remove
     delete_column: str | None = None  # merge: rows marked here remove their key (hard deletes)
     truncate: bool = False  # merge: the source emptied the table before these rows
+    one_per_key: bool = False  # merge: the files already hold one row per key (a CDC fold)
     partition_by: Sequence[str] = ()  # floe.yaml notation: day(updated_at), bucket(16, id)
     sort_by: Sequence[str] = ()
 
