@@ -63,3 +63,25 @@ def test_numbers_by_value_and_rows_by_position() -> None:
     a, b = column_hashes(pa.array(["x"])), column_hashes(pa.array(["y"]))
     assert row_hashes([a, b]).tolist() != row_hashes([b, a]).tolist()
     assert row_hashes([a, b]).tolist() == row_hashes([a.copy(), b.copy()]).tolist()
+
+
+def test_repeating_columns_hash_once_per_distinct_value_the_same() -> None:
+    """Columns long enough to be hashed per distinct value give what each value's canonical
+    text gives, nulls included."""
+    import datetime as dt
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    cycle = 2000
+    columns = [
+        pa.array([None if i % 7 == 0 else Decimal(i % 5) / 4 for i in range(cycle)],
+                 pa.decimal128(10, 2)),
+        pa.array([None if i % 9 == 0 else f"s{i % 3}" for i in range(cycle)]),
+        pa.array([None if i % 11 == 0 else dt.date(2024, 1, 1 + i % 4) for i in range(cycle)]),
+        pa.array([f"u{i}" for i in range(cycle)]),  # all distinct: the direct path
+    ]
+    for column in columns:
+        expected = text_hashes(pa.array([None if v is None else canonical(v)
+                                         for v in column.to_pylist()], pa.string()))
+        assert (column_hashes(column) == expected).all(), column.type
