@@ -80,6 +80,7 @@ def test_repeating_columns_hash_once_per_distinct_value_the_same() -> None:
         pa.array([None if i % 9 == 0 else f"s{i % 3}" for i in range(cycle)]),
         pa.array([None if i % 11 == 0 else dt.date(2024, 1, 1 + i % 4) for i in range(cycle)]),
         pa.array([f"u{i}" for i in range(cycle)]),  # all distinct: the direct path
+        pa.array([None] * cycle, pa.string()),  # all null: an empty dictionary
     ]
     for column in columns:
         expected = text_hashes(pa.array([None if v is None else canonical(v)

@@ -128,10 +128,11 @@ def column_hashes(values: pa.Array | pa.ChunkedArray) -> np.ndarray[Any, np.dtyp
             or pa.types.is_large_string(kind)) and len(values) > 1024:
         encoded = pc.dictionary_encode(values)
         if len(encoded.dictionary) * 2 < len(values):
-            distinct = _column_hashes(encoded.dictionary)
-            hashed = distinct[pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)]
-            return np.where(encoded.indices.is_null().to_numpy(zero_copy_only=False),
-                            _NULL_HASH, hashed)
+            # one more slot for null: an all-null column has an empty dictionary
+            distinct = np.append(_column_hashes(encoded.dictionary), _NULL_HASH)
+            null_slot = len(encoded.dictionary)
+            return distinct[pc.fill_null(encoded.indices, null_slot).to_numpy(
+                zero_copy_only=False)]
     return _column_hashes(values)
 
 
