@@ -22,13 +22,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.child import run_measured
+from bench.runs import timed_run
 from tests.servers import Postgres, postgres_server
 
-from floe.compiler import CompileRequest, compile_project
 from floe.logs import configure_logging
-from floe.runtime.iceberg.catalog import open_catalog
 from floe.runtime.ingestion.result import IngestionResult
-from floe.runtime.ingestion.runner import run_source
 
 FLOE_YAML = """\
 apiVersion: floe.dev/v1
@@ -52,12 +50,7 @@ COLUMNS = """g AS id, (g % 5000)::int AS customer_id, ((g % 997) * 1.25)::numeri
 
 
 def run(root: Path, url: str, source: str) -> IngestionResult:
-    artifacts = compile_project(CompileRequest(
-        floe_file=root / "floe.yaml", output_dir=root / "target", environ={"PG_URL": url}))
-    catalog = open_catalog(artifacts.environment, root)
-    result = run_source(artifacts.source(source), catalog, root, environ={"PG_URL": url})
-    assert result.success, result.errors
-    return result
+    return timed_run(root, source, {"PG_URL": url})[0]
 
 
 def changes(pg: Postgres, rows: int, count: int, offset: int, deleted: int) -> None:

@@ -28,13 +28,13 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.child import run_measured
+from bench.runs import timed_run
 from tests.servers import MariaDB, mariadb_server
 
 from floe.compiler import CompileRequest, compile_project
 from floe.logs import configure_logging
 from floe.runtime.iceberg.catalog import open_catalog
 from floe.runtime.ingestion.result import IngestionResult
-from floe.runtime.ingestion.runner import run_source
 
 FLOE_YAML = """\
 apiVersion: floe.dev/v1
@@ -64,13 +64,8 @@ COLUMNS = """seq, seq % 5000, (seq % 997) * 1.25, ELT(seq % 4 + 1, 'new', 'paid'
 def run(root: Path, url: str, source: str) -> IngestionResult:
     """One ``floe run`` of ``source``, in-process: the project compiled beforehand (as
     ``floe run`` finds target/compiled_artifacts.json), imports already done."""
-    artifacts = compile_project(CompileRequest(
-        floe_file=root / "floe.yaml", output_dir=root / "target", environ={"MY_URL": url}))
-    catalog = open_catalog(artifacts.environment, root)
-    started = time.perf_counter()
-    result = run_source(artifacts.source(source), catalog, root, environ={"MY_URL": url})
-    assert result.success, result.errors
-    RUN_SECONDS.append(time.perf_counter() - started)
+    result, seconds = timed_run(root, source, {"MY_URL": url})
+    RUN_SECONDS.append(seconds)
     return result
 
 
