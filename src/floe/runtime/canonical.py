@@ -129,10 +129,12 @@ def column_hashes(values: pa.Array | pa.ChunkedArray) -> np.ndarray[Any, np.dtyp
         encoded = pc.dictionary_encode(values)
         if len(encoded.dictionary) * 2 < len(values):
             # one more slot for null: an all-null column has an empty dictionary
-            distinct = np.append(_column_hashes(encoded.dictionary), _NULL_HASH)
-            null_slot = len(encoded.dictionary)
-            return distinct[pc.fill_null(encoded.indices, null_slot).to_numpy(
-                zero_copy_only=False)]
+            distinct: np.ndarray[Any, np.dtype[np.uint64]] = np.append(
+                _column_hashes(encoded.dictionary), _NULL_HASH)
+            at = pc.fill_null(encoded.indices, len(encoded.dictionary))
+            hashed: np.ndarray[Any, np.dtype[np.uint64]] = distinct[
+                at.to_numpy(zero_copy_only=False)]
+            return hashed
     return _column_hashes(values)
 
 
