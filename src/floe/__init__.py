@@ -32,4 +32,15 @@ def changes(table: str, since: str | int | dt.datetime | None = None,
     return read_changes(table, since, until, consumer, artifacts, env)
 
 
-__all__ = ["__version__", "changes"]
+def as_of(table: str, at: str | dt.datetime, artifacts: Path | None = None) -> pa.Table:
+    """The rows of history table ``table`` ("namespace.table", loaded with
+    ``merge_strategy: scd2``) valid at source time ``at`` (an aware datetime or an ISO time;
+    without a zone: UTC), as a ``pyarrow.Table``: each key's version with
+    ``_floe_valid_from <= at < _floe_valid_to`` (or still open).  Raises
+    ``floe.errors.FloeError`` with a readable message."""
+    from floe.runtime.as_of import as_of as read_as_of
+
+    return read_as_of(table, at, artifacts)
+
+
+__all__ = ["__version__", "as_of", "changes"]

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from floe.errors import ArtifactError
 
-ARTIFACTS_VERSION = "1.3"
+ARTIFACTS_VERSION = "1.4"
 """Bump the minor for additive changes readers may ignore, the major for breaking ones."""
 ARTIFACTS_SCHEMA_URL = "https://floe.dev/schemas/compiled_artifacts/v1.json"
 DEFAULT_ARTIFACTS_PATH = Path("target") / "compiled_artifacts.json"
@@ -29,7 +29,7 @@ CDC_SOURCE_TYPES = ("postgres_cdc", "mysql_cdc")
 Deletes = Literal["hard", "soft"]
 BadRows = Literal["fail", "skip", "quarantine"]
 WriteMode = Literal["append", "replace", "merge"]
-MergeStrategy = Literal["upsert", "delete-insert"]
+MergeStrategy = Literal["upsert", "delete-insert", "scd2"]
 SchemaContract = Literal["evolve", "freeze", "discard_value"]
 Severity = Literal["warn", "error"]
 NotificationEvent = Literal["failure", "success", "check_failure"]
@@ -87,6 +87,19 @@ class EnvironmentConfig(_Frozen):
     catalog: CatalogConfig
     storage: StorageConfig | None = None
     maintenance: MaintenanceConfig | None = None
+
+
+class HistoryConfig(_Frozen):
+    """``merge_strategy: scd2``: how versions are told apart and when each is valid."""
+
+    valid_from_column: str | None = Field(
+        default=None, description="the source column a version is valid from (late data lands "
+        "in place); None: the load's time, or for CDC the source commit time")
+    track_columns: tuple[str, ...] = Field(
+        default=(), description="the columns whose change makes a new version (empty: every "
+        "column but floe's own)")
+    retire_absent: bool = Field(
+        default=False, description="full extracts: a key missing from a load is closed")
 
 
 class RetryConfig(_Frozen):
@@ -204,6 +217,8 @@ class CompiledSource(_Frozen):
     bad_rows: BadRows = Field(
         default="fail", description="filesystem csv/jsonl: a malformed row fails the load, is "
         "skipped (counted), or is kept in <table>__rejected with its file, line and error")
+    history: HistoryConfig | None = Field(
+        default=None, description="merge_strategy scd2: every version of every row is kept")
     source_config: dict[str, Any]
 
     def table_for(self, resource: str) -> str:

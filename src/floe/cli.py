@@ -263,13 +263,17 @@ def tables(artifacts: ArtifactsOption = None) -> None:
 def show(
     table: Annotated[str, typer.Argument(help="NAMESPACE.TABLE, e.g. bronze.orders")],
     limit: Annotated[int, typer.Option("--limit", "-n", help="Sample rows to print.")] = 10,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="History tables (scd2): the rows valid at this source time (ISO, "
+        "e.g. 2024-03-31T23:59:59Z).", show_default="the current versions and all others")
+    ] = None,
     artifacts: ArtifactsOption = None,
 ) -> None:
     """Print a table's schema, its snapshots and sample rows."""
     _artifact_first(artifacts)
     from floe.runtime.console import print_table_details
 
-    print_table_details(out, artifacts, table, limit)
+    print_table_details(out, artifacts, table, limit, as_of)
 
 
 @app.command()

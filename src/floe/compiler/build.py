@@ -16,6 +16,7 @@ from floe.artifacts import (
     CompiledSource,
     EnvironmentConfig,
     FreshnessCheck,
+    HistoryConfig,
     MaintenanceConfig,
     NotificationConfig,
     NotNullCheck,
@@ -144,6 +145,19 @@ def _cdc_config(spec: SourceSpec, product: str) -> dict[str, Any]:
     return replication_names(product, spec.name, spec.source_config)
 
 
+def _history(spec: SourceSpec, write_mode: str, defaults: Defaults) -> HistoryConfig | None:
+    """scd2 sources keep history; ``history:`` only tunes it (checks reject it elsewhere)."""
+    strategy = spec.merge_strategy or defaults.merge_strategy
+    if write_mode != "merge" or strategy != "scd2":
+        return None
+    found = spec.history
+    if found is None:
+        return HistoryConfig()
+    return HistoryConfig(valid_from_column=found.valid_from_column,
+                         track_columns=tuple(found.track_columns),
+                         retire_absent=found.retire_absent)
+
+
 def _declared(spec: SourceSpec, defaults: Defaults) -> tuple[str, ...]:
     """The load hints floe.yaml sets for a python source (its defaults: included); the
     others are the resource's own."""
@@ -189,6 +203,7 @@ def _source(spec: SourceSpec, defaults: Defaults, product: str) -> CompiledSourc
         timeout_seconds=spec.timeout_seconds or defaults.timeout_seconds,
         checks=tuple(_check(c) for c in spec.checks),
         bad_rows=spec.bad_rows or "fail",
+        history=_history(spec, write_mode, defaults),
         declared=_declared(spec, defaults) if spec.source_type == "python" else (),
         source_config=_cdc_config(spec, product) if cdc else spec.source_config,
     )

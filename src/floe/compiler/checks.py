@@ -162,6 +162,7 @@ def _check_write_mode(
 ) -> Iterator[Diagnostic]:
     primary_key = source.get("primary_key")
     source_type = source.get("source_type")
+    yield from _check_history(source, defaults, path, where)
     if source_type in CDC_SOURCE_TYPES:
         if "write_mode" in source and source["write_mode"] != "merge":
             yield where.diagnostic(
@@ -203,6 +204,32 @@ def _check_write_mode(
             "reload everything")
     if isinstance(primary_key, list) and len(set(map(str, primary_key))) != len(primary_key):
         yield where.diagnostic((*path, "primary_key"), "primary_key lists a column twice")
+
+
+def _check_history(source: dict[str, Any], defaults: dict[str, Any], path: KeyPath,
+                   where: SourceMap) -> Iterator[Diagnostic]:
+    """``history:`` belongs to ``merge_strategy: scd2``; a full-extract rule cannot meet an
+    incremental cursor."""
+    strategy = source.get("merge_strategy", defaults.get("merge_strategy"))
+    history = source.get("history")
+    if history is not None and strategy != "scd2":
+        yield where.diagnostic(
+            (*path, "history"), "history applies to merge_strategy scd2, which this source "
+            "does not use", "add `merge_strategy: scd2` (with write_mode merge), or remove "
+            "history", at_key=True)
+        return
+    if strategy == "scd2" and source.get("source_type") == "python":
+        yield where.diagnostic(
+            (*path, "merge_strategy"), "merge_strategy scd2 is not available for python "
+            "sources yet", "use upsert, or a sql_database / filesystem / rest_api / CDC source")
+    if not isinstance(history, dict):
+        return
+    if history.get("retire_absent") is True and source.get("cursor_field") not in (None, ""):
+        yield where.diagnostic(
+            (*path, "history", "retire_absent"), "retire_absent closes every key a load does "
+            "not send, but with cursor_field each load sends only the rows changed since the "
+            "last: every other row would be retired",
+            "remove cursor_field (a full extract each run), or set retire_absent: false")
 
 
 def _check_schedule(node: dict[str, Any], path: KeyPath, where: SourceMap) -> Iterator[Diagnostic]:

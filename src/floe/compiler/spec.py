@@ -48,6 +48,21 @@ class RetrySpec(_Spec):
     max_delay_seconds: float | None = Field(default=None, gt=0, le=86400)
 
 
+class HistorySpec(_Spec):
+    """``merge_strategy: scd2``: every version of every row, valid from / to."""
+
+    valid_from_column: str | None = Field(
+        default=None, description="take validity from this source column (a timestamp or "
+        "date; late data lands in place); default: the load's time, or for CDC the source "
+        "commit time")
+    track_columns: list[str] = Field(
+        default_factory=list, description="the columns whose change makes a new version "
+        "(default: all but floe's own)")
+    retire_absent: bool = Field(
+        default=False, description="true for full extracts: keys missing from a load are "
+        "closed; false (default) for incremental loads")
+
+
 class Defaults(_Spec):
     """Applied to every source that does not set the same key itself."""
 
@@ -167,6 +182,8 @@ class SourceSpec(_Spec):
         default=None, description="filesystem (csv, jsonl): what a malformed row does. fail "
         "(default): the load fails, naming file and line; skip: dropped and counted; "
         "quarantine: kept in <table>__rejected (raw text, file, line, error)")
+    history: HistorySpec | None = Field(
+        default=None, description="with merge_strategy scd2: how versions are kept")
     source_config: dict[str, Any] = Field(description="dlt source configuration")
     checks: list[CheckSpec] = Field(default_factory=list)
 

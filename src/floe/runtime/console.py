@@ -243,7 +243,7 @@ def _cell(value: Any) -> str:
 
 
 def print_table_details(console: Console, artifacts_path: Path | None, name: str,
-                        limit: int) -> None:
+                        limit: int, as_of: str | None = None) -> None:
     catalog = connect(load_project(artifacts_path))
     parts = tuple(name.split("."))
     if len(parts) != 2:
@@ -286,8 +286,15 @@ def print_table_details(console: Console, artifacts_path: Path | None, name: str
             (summary["added-records"] or "0") if summary else "",
             f"{total_rows(snapshot) or 0}")
     console.print(snapshots)
-    rows = loaded.scan(limit=limit).to_arrow()
-    sample = Table(*rows.column_names, title=f"first {limit} rows")
+    if as_of is not None:
+        from floe.runtime.as_of import versions_at
+
+        rows = versions_at(loaded, as_of, limit)
+        title = f"rows valid at {as_of} (first {limit})"
+    else:
+        rows = loaded.scan(limit=limit).to_arrow()
+        title = f"first {limit} rows"
+    sample = Table(*rows.column_names, title=title)
     for record in rows.to_pylist():
         sample.add_row(*(_cell(v) for v in record.values()))
     console.print(sample)

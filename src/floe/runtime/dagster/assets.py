@@ -182,6 +182,9 @@ def _materializations(source: CompiledSource, keys: dict[dg.AssetKey, str],
             metadata["dagster/row_count"] = table.total_rows
         if table is not None:
             metadata.update(_evolution_metadata([table]))
+        if table is not None and table.versions_opened is not None:  # a history (scd2) table
+            metadata["versions_opened"] = table.versions_opened
+            metadata["versions_closed"] = table.versions_closed or 0
         if result.warnings:  # skipped bad rows, variant columns, a glob that matched nothing
             metadata["warnings"] = "\n".join(result.warnings)
         quarantined = [t for t in result.tables if t.table.endswith(REJECTED_SUFFIX)]

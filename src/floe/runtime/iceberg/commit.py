@@ -15,6 +15,7 @@ retried on the newer table.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import uuid
 from collections.abc import Sequence
@@ -44,6 +45,12 @@ from pyiceberg.table import FileScanTask, Table, TableProperties, Transaction
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from floe.runtime.iceberg.evolution import SchemaPlan, plan_schema
+from floe.runtime.iceberg.history import (
+    HISTORY_CLOSED,
+    HISTORY_OPENED,
+    history_write,
+    with_history_fields,
+)
 from floe.runtime.iceberg.layout import apply_layout, conform, sort_rows
 from floe.runtime.iceberg.loads import UNFENCED, CommitResult, TableLoad, total_rows
 from floe.runtime.iceberg.merge_load import stream_merge_load, unique_keys, whole_merge_load
@@ -74,6 +81,8 @@ cache_transaction_metadata()
 def commit_table_load(catalog: Catalog, load: TableLoad, attempts: int = 5) -> CommitResult:
     """Commit ``load`` in one transaction, retrying when another source's commit raced it."""
     incoming = _incoming_schema(load.files)
+    if load.history is not None:
+        incoming = with_history_fields(incoming)
     _ensure_namespace(catalog, load.identifier[0])
     retrying = Retrying(
         retry=retry_if_exception_type(CommitFailedException),
@@ -267,6 +276,21 @@ class KeySet:
         return pc.fill_null(joined.sort_by(_ROW_INDEX)[marker], False)
 
 
+def _write_history(tx: Transaction, table: Table, load: TableLoad, incoming: pa.Schema,
+                   plan: SchemaPlan, props: dict[str, str]) -> None:
+    """merge_strategy scd2: the touched keys' timelines rebuilt and replaced in one overwrite
+    (see history.py); versions opened and closed go into the snapshot's summary."""
+    assert load.history is not None
+    fresh = load.write_mode == "replace"  # --full-refresh: history starts again
+    write = history_write(table, schema_to_pyarrow(tx.table_metadata.schema()),
+                          conform(plan.read_all(load.files, incoming), tx), load.primary_key,
+                          load.history, load.delete_column, dt.datetime.now(dt.UTC), fresh)
+    props.update({HISTORY_OPENED: str(write.opened), HISTORY_CLOSED: str(write.closed)})
+    if fresh or write.replaced.num_rows:
+        _overwrite(tx, table.io, sort_rows(write.rows, load.sort_by), props,
+                   match=None if fresh else write.replaced)
+
+
 def _write(tx: Transaction, io: FileIO, load: TableLoad, incoming: pa.Schema, plan: SchemaPlan,
            props: dict[str, str]) -> None:
     laid_out = bool(load.partition_by or load.sort_by)
@@ -380,7 +404,10 @@ def _commit_once(catalog: Catalog, load: TableLoad, incoming: pa.Schema) -> Comm
                 if plan.new_columns:
                     update.union_by_name(pa.schema(plan.new_columns))
         apply_layout(tx, load.partition_by, load.sort_by)
-        _write(tx, table.io, load, incoming, plan, props)
+        if load.history is not None and load.write_mode in ("merge", "replace"):
+            _write_history(tx, table, load, incoming, plan, props)
+        else:
+            _write(tx, table.io, load, incoming, plan, props)
         current = tx.table_metadata.current_snapshot()
         if current is None or current.snapshot_id == before_id:
             # nothing changed (e.g. an upsert of identical rows): still commit the new state
@@ -404,9 +431,15 @@ def _summarize(table: Table, before_id: int | None, identifier: tuple[str, str],
             size += int(summary["added-files-size"] or 0)
         parent = snapshot.parent_snapshot_id
         snapshot = table.snapshot_by_id(parent) if parent is not None else None
+    newest = table.current_snapshot()
+    summary = newest.summary if newest is not None else None
+    opened = summary.get(HISTORY_OPENED) if summary is not None else None
+    closed = summary.get(HISTORY_CLOSED) if summary is not None else None
     return CommitResult(identifier, current_id, added, records, size, plan.added,
                         total_rows(table.current_snapshot()), tuple(plan.changes),
-                        before_id, created, renamed)
+                        before_id, created, renamed,
+                        int(opened) if opened is not None and added else None,
+                        int(closed) if closed is not None and added else None)
 
 
 def undo_commit(catalog: Catalog, result: CommitResult) -> None:

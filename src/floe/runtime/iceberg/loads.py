@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from floe.artifacts import MergeStrategy, SchemaContract, WriteMode
+from floe.artifacts import HistoryConfig, MergeStrategy, SchemaContract, WriteMode
 
 if TYPE_CHECKING:
     from pyiceberg.table.snapshots import Snapshot
@@ -39,6 +39,7 @@ class TableLoad:
     delete_column: str | None = None  # merge: rows marked here remove their key (hard deletes)
     truncate: bool = False  # merge: the source emptied the table before these rows
     one_per_key: bool = False  # merge: the files already hold one row per key (a CDC fold)
+    history: HistoryConfig | None = None  # merge_strategy scd2: every version is kept
     partition_by: Sequence[str] = ()  # floe.yaml notation: day(updated_at), bucket(16, id)
     sort_by: Sequence[str] = ()
 
@@ -56,6 +57,8 @@ class CommitResult:
     before_snapshot_id: int | None = None
     created: bool = False
     renamed: tuple[tuple[str, str], ...] = ()
+    versions_opened: int | None = None  # history tables: versions this load opened / closed
+    versions_closed: int | None = None
 
 
 def total_rows(snapshot: Snapshot | None) -> int | None:

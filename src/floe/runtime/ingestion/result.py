@@ -16,6 +16,8 @@ class TableResult:
     new_columns: tuple[str, ...] = ()
     type_changes: tuple[str, ...] = ()  # "amount: long -> double (amount__v_double)"
     renamed: tuple[str, ...] = ()  # "email -> email_address" (PostgreSQL attnum)
+    versions_opened: int | None = None  # history (scd2) tables: versions this load opened
+    versions_closed: int | None = None  # ... and closed
 
 
 @dataclass(frozen=True)

@@ -343,6 +343,7 @@ def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
             # soft deletes keep the marked row as it came: only hard ones remove the key
             delete_column=source.delete_column if root and source.deletes == "hard" else None,
             partition_by=source.partition_by, sort_by=source.sort_by,
+            history=source.history if root else None,
             source_columns=extracted.column_ids.get(resource) if resource else None)
         try:
             results.append((table, resource, commit_table_load(catalog, load)))
@@ -482,7 +483,9 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
                         bytes_written=result.bytes_written, snapshot_id=result.snapshot_id,
                         total_rows=result.total_rows, new_columns=result.new_columns,
                         type_changes=tuple(str(c) for c in result.type_changes),
-                        renamed=tuple(f"{old} -> {new}" for old, new in result.renamed))
+                        renamed=tuple(f"{old} -> {new}" for old, new in result.renamed),
+                        versions_opened=result.versions_opened,
+                        versions_closed=result.versions_closed)
             for table, resource, result in committed)
         _log_evolution(bound, tables)
         rows = sum(t.rows_loaded for t in tables)

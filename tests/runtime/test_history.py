@@ -1,0 +1,175 @@
+"""merge_strategy scd2: every version of every row, read back with its validity (#20)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.runtime.harness import Project
+
+FILES = """\
+apiVersion: floe.dev/v1
+kind: DataProduct
+metadata: {name: crm, version: 1.0.0}
+sources:
+  - name: people
+    source_type: filesystem
+    destination_table: bronze.people
+    write_mode: merge
+    merge_strategy: scd2
+    primary_key: id
+    delete_column: deleted
+    history:
+      valid_from_column: updated_at
+      track_columns: [email]
+    source_config: {bucket_url: landing, file_glob: "*.jsonl", format: jsonl}
+"""
+
+
+def _drop(root: Path, name: str, rows: list[dict[str, Any]]) -> None:
+    folder = root / "landing"
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text("".join(json.dumps({"deleted": False, **r}) + "\n"
+                                       for r in rows))
+
+
+def _t(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+
+
+def _timeline(project: Project, key: int) -> list[tuple[Any, ...]]:
+    rows = [r for r in project.read("bronze.people") if r["id"] == key]
+    return sorted((r["email"], r["_floe_valid_from"], r["_floe_valid_to"], r["_floe_is_current"])
+                  for r in rows)
+
+
+def test_versions_open_close_skip_unchanged_land_late_data_in_place_and_return(
+        tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    project.write(FILES)
+    _drop(tmp_path, "1.jsonl", [
+        {"id": 1, "email": "a@x", "name": "Ada", "updated_at": "2024-01-01T00:00:00"},
+        {"id": 2, "email": "b@x", "name": "Bob", "updated_at": "2024-01-01T00:00:00"}])
+    first = project.run("people")
+    assert first.success, first.errors
+    assert _timeline(project, 1) == [("a@x", _t("2024-01-01"), None, True)]
+    # a change, and an untracked change (name) with the same email: no new version for 2
+    _drop(tmp_path, "2.jsonl", [
+        {"id": 1, "email": "a2@x", "name": "Ada", "updated_at": "2024-02-01T00:00:00"},
+        {"id": 2, "email": "b@x", "name": "Robert", "updated_at": "2024-02-01T00:00:00"}])
+    assert project.run("people").success
+    assert _timeline(project, 1) == [("a2@x", _t("2024-02-01"), None, True),
+                                     ("a@x", _t("2024-01-01"), _t("2024-02-01"), False)]
+    assert _timeline(project, 2) == [("b@x", _t("2024-01-01"), None, True)]
+    # three versions of one key in one load; late data for 2, before its first version
+    _drop(tmp_path, "3.jsonl", [
+        {"id": 1, "email": "a3@x", "name": "Ada", "updated_at": "2024-03-01T00:00:00"},
+        {"id": 1, "email": "a4@x", "name": "Ada", "updated_at": "2024-03-02T00:00:00"},
+        {"id": 1, "email": "a5@x", "name": "Ada", "updated_at": "2024-03-03T00:00:00"},
+        {"id": 2, "email": "z@x", "name": "Bob", "updated_at": "2023-12-01T00:00:00"}])
+    third = project.run("people")
+    assert third.success, third.errors
+    assert [v[0] for v in sorted(_timeline(project, 1), key=lambda v: v[1])] == [
+        "a@x", "a2@x", "a3@x", "a4@x", "a5@x"]
+    assert _timeline(project, 2) == [("b@x", _t("2024-01-01"), None, True),
+                                     ("z@x", _t("2023-12-01"), _t("2024-01-01"), False)]
+    # a delete closes the open version; the key comes back with a new one
+    _drop(tmp_path, "4.jsonl", [{"id": 1, "email": "a5@x", "name": "Ada", "deleted": True,
+                                 "updated_at": "2024-04-01T00:00:00"}])
+    assert project.run("people").success
+    assert not any(v[3] for v in _timeline(project, 1))
+    assert max(v[2] for v in _timeline(project, 1)) == _t("2024-04-01")
+    _drop(tmp_path, "5.jsonl", [{"id": 1, "email": "back@x", "name": "Ada",
+                                 "updated_at": "2024-05-01T00:00:00"}])
+    assert project.run("people").success
+    timeline = sorted(_timeline(project, 1), key=lambda v: v[1])
+    assert [(v[0], v[2], v[3]) for v in timeline[-2:]] == [
+        ("a5@x", _t("2024-04-01"), False), ("back@x", None, True)]
+    assert timeline[-1][1] == _t("2024-05-01")
+    snapshot = project.catalog().load_table(("bronze", "people")).current_snapshot()
+    assert snapshot.summary["floe.history.versions-opened"] == "1"
+
+
+SQLITE = """\
+apiVersion: floe.dev/v1
+kind: DataProduct
+metadata: {name: crm, version: 1.0.0}
+sources:
+  - name: accounts
+    source_type: sql_database
+    destination_table: bronze
+    write_mode: merge
+    merge_strategy: scd2
+    primary_key: id
+    history: {retire_absent: true}
+    source_config:
+      credentials: sqlite:///crm.db
+      tables: [accounts]
+"""
+
+
+def test_a_full_extract_retires_the_keys_it_no_longer_sends(tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "crm.db") as db:
+        db.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, plan TEXT)")
+        db.executemany("INSERT INTO accounts VALUES (?, ?)", [(1, "free"), (2, "pro"), (3, "pro")])
+    project = Project(tmp_path)
+    project.write(SQLITE)
+    assert project.run("accounts").success
+    assert project.run("accounts").success  # re-sent unchanged: nothing new
+    assert len(project.read("bronze.accounts")) == 3
+    with sqlite3.connect(tmp_path / "crm.db") as db:
+        db.execute("DELETE FROM accounts WHERE id = 2")
+        db.execute("UPDATE accounts SET plan = 'team' WHERE id = 3")
+    result = project.run("accounts")
+    assert result.success, result.errors
+    rows = project.read("bronze.accounts")
+    current = sorted((r["id"], r["plan"]) for r in rows if r["_floe_is_current"])
+    closed = sorted((r["id"], r["plan"]) for r in rows if not r["_floe_is_current"])
+    assert current == [(1, "free"), (3, "team")]
+    assert closed == [(2, "pro"), (3, "pro")]
+    assert all(r["_floe_valid_to"] is not None for r in rows if not r["_floe_is_current"])
+    assert [t.versions_closed for t in result.tables] == [2]
+    assert [t.versions_opened for t in result.tables] == [1]
+
+
+def test_as_of_reads_the_versions_valid_at_a_source_time(tmp_path: Path) -> None:
+    import floe
+    from floe.errors import FloeError
+
+    project = Project(tmp_path)
+    project.write(FILES)
+    _drop(tmp_path, "1.jsonl", [
+        {"id": 1, "email": "a@x", "updated_at": "2024-01-01T00:00:00"},
+        {"id": 2, "email": "b@x", "updated_at": "2024-01-15T00:00:00"}])
+    assert project.run("people").success
+    _drop(tmp_path, "2.jsonl", [
+        {"id": 1, "email": "a2@x", "updated_at": "2024-02-01T00:00:00"},
+        {"id": 2, "email": "b@x", "deleted": True, "updated_at": "2024-03-01T00:00:00"}])
+    assert project.run("people").success
+    artifacts = project.root / "target" / "compiled_artifacts.json"
+
+    def at(instant: str) -> list[tuple[int, str]]:
+        rows = floe.as_of("bronze.people", instant, artifacts=artifacts).to_pylist()
+        return sorted((r["id"], r["email"]) for r in rows)
+
+    assert at("2023-12-31T00:00:00Z") == []
+    assert at("2024-01-20T00:00:00Z") == [(1, "a@x"), (2, "b@x")]
+    assert at("2024-02-01T00:00:00+00:00") == [(1, "a2@x"), (2, "b@x")]  # from is inclusive
+    assert at("2024-03-01T00:00:00") == [(1, "a2@x")]  # the delete's instant: gone
+    from tests.examples.test_first_hour_cli import floe as floe_cli
+
+    shown = floe_cli("show", "bronze.people", "--as-of", "2024-01-20T00:00:00Z",
+                     cwd=project.root)
+    assert shown.returncode == 0, shown.stderr
+    assert "rows valid at 2024-01-20T00:00:00Z" in shown.stdout
+    assert "a@x" in shown.stdout and "b@x" in shown.stdout and "a2@x" not in shown.stdout
+    try:
+        floe.as_of("bronze.people", "March", artifacts=artifacts)
+    except FloeError as exc:
+        assert str(exc) == "--as-of 'March' is not an ISO time, e.g. 2024-03-31T23:59:59Z"
+    else:
+        raise AssertionError("a bad time must be refused")
