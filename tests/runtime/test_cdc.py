@@ -361,6 +361,41 @@ def test_a_rename_mid_batch_renames_the_bronze_column_keeping_its_field_id(
     assert_bronze_equals_source(project, postgres)
 
 
+@pytest.mark.parametrize("shop", ["merge_strategy: scd2"], indirect=True)
+def test_history_keeps_every_change_from_the_wal_at_its_commit_time(
+        shop: tuple[Project, dict[str, str]], postgres: Postgres) -> None:
+    """postgres_cdc with scd2: each committed change a version, valid from its transaction's
+    commit time; the current versions equal the source."""
+    project, environ = shop
+    name = project_source(project)
+    assert project.run(name, environ=environ).success  # the copy: one version per row
+    for statement in ("UPDATE customers SET email = 'ada@one' WHERE id = 1;",
+                      "UPDATE customers SET email = 'ada@two' WHERE id = 1;",
+                      "UPDATE customers SET name = 'Ada' WHERE id = 1;",  # same values: none
+                      "DELETE FROM customers WHERE id = 3;",
+                      "INSERT INTO customers VALUES (3, 'Cy again', NULL, 1, NULL, NULL);",
+                      "TRUNCATE orders; INSERT INTO orders VALUES (20, 1, 1.0, 'after');"):
+        postgres.execute(statement)
+    result = project.run(name, environ=environ)
+    assert result.success, result.errors
+    rows = project.catalog().load_table(("bronze", "customers")).scan().to_arrow().to_pylist()
+    ada = sorted((r for r in rows if r["id"] == 1), key=lambda r: r["_floe_valid_from"])
+    assert [r["email"] for r in ada] == ["ada@x", "ada@one", "ada@two"]
+    assert [r["_floe_is_current"] for r in ada] == [False, False, True]
+    assert ada[0]["_floe_valid_to"] == ada[1]["_floe_valid_from"] == ada[1]["_floe_committed_at"]
+    cy = sorted((r for r in rows if r["id"] == 3), key=lambda r: r["_floe_valid_from"])
+    assert [(r["name"], r["_floe_is_current"]) for r in cy] == [("Cy", False), ("Cy again", True)]
+    assert cy[0]["_floe_valid_to"] < cy[1]["_floe_valid_from"]  # the delete's gap
+    current = {tuple(r[c] for c in columns(postgres, "customers")) for r in rows
+               if r["_floe_is_current"]}
+    assert current == source_rows(postgres, "customers")
+    orders = project.catalog().load_table(("bronze", "orders")).scan().to_arrow().to_pylist()
+    assert sorted((r["id"], r["_floe_is_current"]) for r in orders) == [
+        (10, False), (11, False), (20, True)]
+    assert {t.table: t.versions_opened for t in result.tables} == {
+        "bronze.customers": 3, "bronze.orders": 1}
+
+
 def test_dagster_has_one_asset_per_table_and_materializes_them(
         shop: tuple[Project, dict[str, str]], postgres: Postgres,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -224,6 +224,14 @@ def _check_history(source: dict[str, Any], defaults: dict[str, Any], path: KeyPa
             "sources yet", "use upsert, or a sql_database / filesystem / rest_api / CDC source")
     if not isinstance(history, dict):
         return
+    if source.get("source_type") in CDC_SOURCE_TYPES:
+        for key in ("valid_from_column", "retire_absent"):
+            if key in history:
+                yield where.diagnostic(
+                    (*path, "history", key), f"{source.get('source_type')} history is valid "
+                    f"from each change's commit time and knows deletes from the stream; {key} "
+                    "does not apply", f"remove {key}", at_key=True)
+        return
     if history.get("retire_absent") is True and source.get("cursor_field") not in (None, ""):
         yield where.diagnostic(
             (*path, "history", "retire_absent"), "retire_absent closes every key a load does "

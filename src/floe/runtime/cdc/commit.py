@@ -20,9 +20,9 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table.upsert_util import create_match_filter
 
-from floe.artifacts import CompiledSource
+from floe.artifacts import CompiledSource, HistoryConfig
 from floe.runtime.cdc.copy_parts import write_plain
-from floe.runtime.cdc.fold import Key, Row, TableFold
+from floe.runtime.cdc.fold import COMMITTED_COLUMN, DELETED_COLUMN, Key, Row, TableFold
 from floe.runtime.iceberg.commit import commit_table_load
 from floe.runtime.iceberg.loads import CommitResult, TableLoad
 from floe.runtime.iceberg.state import SourceState
@@ -115,25 +115,65 @@ def commit_folds(source: CompiledSource, catalog: Catalog, plans: list[TablePlan
     counts: dict[str, int] = {}
     for plan in plans:
         fold = plan.fold
-        soft = _fill_from_bronze(catalog, source, plan.table, fold)
-        copied = fold.copy_files(workdir)  # the first run's copy, less what changed after
-        upserts = _write(workdir, f"{plan.table}.upserts", fold.upserts(soft))
-        deletes = [] if soft is not None else [
-            _write(workdir, f"{plan.table}.deletes", fold.deletes())]
-        rows = fold.copied + fold.changes  # the copy's rows, then the changes on top
-        renamed = tuple(fold.renamed)
-        fold.release()
-        load = TableLoad(
-            identifier=(source.namespace, source.table_for(plan.table)),
-            files=[*copied, upserts], delete_files=deletes,
-            write_mode="merge", merge_strategy="upsert", primary_key=fold.key,
-            schema_contract=source.schema_contract, state=plan.state,
-            load_id=load_id, source_key=source.pipeline_name,
-            expected_token=plan.restored.token, recreate=full_refresh,
-            truncate=plan.replace or fold.truncated, one_per_key=True, column_renames=renamed,
-            source_columns=plan.source_columns,
-            partition_by=source.partition_by, sort_by=source.sort_by)
+        if source.history is not None:
+            load = _history_load(source, catalog, plan, workdir, full_refresh, load_id)
+            rows = fold.copied + fold.changes
+        else:
+            load, rows = _latest_load(source, catalog, plan, workdir, full_refresh, load_id)
         bronze_table = source.table_for(plan.table)
         committed.append((bronze_table, plan.table, commit_table_load(catalog, load)))
         counts[bronze_table] = rows
     return committed, counts
+
+
+def _history_load(source: CompiledSource, catalog: Catalog, plan: TablePlan, workdir: Path,
+                  full_refresh: bool, load_id: str) -> TableLoad:
+    """merge_strategy scd2: every change of the run, each a version valid from its source
+    commit time (a delete closes one); a first copy's rows are versions from the copy's time,
+    and keys it no longer has are closed."""
+    assert source.history is not None
+    fold = plan.fold
+    pending = fold.unchanged_keys()
+    known = {**_bronze_rows(catalog, source, plan.table, fold, pending),
+             **fold.copied_rows(pending)}
+    files = [*fold.copy_files(workdir),
+             _write(workdir, f"{plan.table}.history", fold.history_rows(known))]
+    truncated_at, renamed = fold.truncated_at, tuple(fold.renamed)
+    fold.release()
+    history = HistoryConfig(valid_from_column=COMMITTED_COLUMN,
+                            track_columns=source.history.track_columns,
+                            retire_absent=plan.replace and not full_refresh)
+    return TableLoad(
+        identifier=(source.namespace, source.table_for(plan.table)), files=files,
+        write_mode="merge", merge_strategy="scd2", primary_key=fold.key,
+        schema_contract=source.schema_contract, state=plan.state, load_id=load_id,
+        source_key=source.pipeline_name, expected_token=plan.restored.token,
+        recreate=full_refresh, delete_column=DELETED_COLUMN, history=history,
+        truncated_at=truncated_at, column_renames=renamed,
+        source_columns=plan.source_columns, partition_by=source.partition_by,
+        sort_by=source.sort_by)
+
+
+def _latest_load(source: CompiledSource, catalog: Catalog, plan: TablePlan, workdir: Path,
+                 full_refresh: bool, load_id: str) -> tuple[TableLoad, int]:
+    """The latest version of each key (merge-on-read upserts and deletes)."""
+    fold = plan.fold
+    soft = _fill_from_bronze(catalog, source, plan.table, fold)
+    copied = fold.copy_files(workdir)  # the first run's copy, less what changed after
+    upserts = _write(workdir, f"{plan.table}.upserts", fold.upserts(soft))
+    deletes = [] if soft is not None else [
+        _write(workdir, f"{plan.table}.deletes", fold.deletes())]
+    rows = fold.copied + fold.changes  # the copy's rows, then the changes on top
+    renamed = tuple(fold.renamed)
+    fold.release()
+    load = TableLoad(
+        identifier=(source.namespace, source.table_for(plan.table)),
+        files=[*copied, upserts], delete_files=deletes,
+        write_mode="merge", merge_strategy="upsert", primary_key=fold.key,
+        schema_contract=source.schema_contract, state=plan.state,
+        load_id=load_id, source_key=source.pipeline_name,
+        expected_token=plan.restored.token, recreate=full_refresh,
+        truncate=plan.replace or fold.truncated, one_per_key=True, column_renames=renamed,
+        source_columns=plan.source_columns,
+        partition_by=source.partition_by, sort_by=source.sort_by)
+    return load, rows

@@ -59,6 +59,17 @@ class _Version:
         return self.values[self.names.index(name)] if name in self.names else None
 
 
+@dataclass(slots=True)
+class _Logged:
+    """One change as it came (scd2 keeps them all): a delete holds the old row."""
+
+    names: tuple[str, ...]
+    values: tuple[Any, ...]
+    position: int
+    committed_at: dt.datetime
+    deleted: bool
+
+
 @dataclass
 class TableFold:
     key: tuple[str, ...]
@@ -70,6 +81,9 @@ class TableFold:
     copied: int = 0  # rows of the first run's copy (reported as loaded, like the changes)
     spill: Path | None = None  # where the copy's batches go as they come (None: in memory)
     name: str = "table"
+    history: bool = False  # scd2: every change is kept (``log``), not only the last per key
+    log: list[_Logged] = field(default_factory=list)
+    truncated_at: dt.datetime | None = None
     renamed: list[tuple[str, str]] = field(default_factory=list)  # (old, new), in stream order
     _key_at: dict[tuple[str, ...], tuple[int, ...]] = field(default_factory=dict)
 
@@ -140,20 +154,77 @@ class TableFold:
                                for n, v in zip(names, values, strict=True))
         self.versions[key] = _Version(names, values, lsn, committed_at)
         self.changes += 1
+        if self.history:
+            self.log.append(_Logged(names, values, lsn, committed_at, False))
 
     def delete(self, names: tuple[str, ...], old: tuple[Any, ...], lsn: int,
                committed_at: dt.datetime) -> None:
         self.versions[self.key_of(names, old)] = _Version(names, None, lsn, committed_at)
         self.changes += 1
+        if self.history:
+            self.log.append(_Logged(names, old, lsn, committed_at, True))
 
-    def truncate(self) -> None:
+    def truncate(self, at: dt.datetime | None = None) -> None:
         self.versions.clear()
-        self.base.clear()
         self.truncated = True
         self.changes += 1
+        if self.history:  # every version current then closes at that instant; the copy stays
+            self.log.clear()
+            self.truncated_at = at
+            return
+        self.base.clear()
+
+    def history_rows(self, known: dict[Key, Row]) -> pa.Table:
+        """Every change in stream order, each a row (a delete: the old row marked with
+        ``_floe_deleted_at``); values a stream left out are filled from the key's previous
+        change, or from ``known`` (Bronze)."""
+        last: dict[Key, tuple[Any, ...]] = {}
+        rows: list[tuple[tuple[str, ...], tuple[Any, ...]]] = []
+        positions: list[int] = []
+        times: list[dt.datetime] = []
+        deleted: list[dt.datetime | None] = []
+        for entry in self.log:
+            key = self.key_of(entry.names, entry.values)
+            values = entry.values
+            if UNCHANGED in values:
+                before = last.get(key)
+                row = known.get(key, {})
+                values = tuple(
+                    (before[i] if before is not None else row.get(n)) if v is UNCHANGED else v
+                    for i, (n, v) in enumerate(zip(entry.names, values, strict=True)))
+            if not entry.deleted:
+                last[key] = values
+            rows.append((entry.names, values))
+            positions.append(entry.position)
+            times.append(entry.committed_at)
+            deleted.append(entry.committed_at if entry.deleted else None)
+        columns = self._columns(rows)
+        columns[self.position_column] = pa.array(positions, pa.int64())
+        columns[COMMITTED_COLUMN] = pa.array(times, _TIMESTAMP)
+        columns[DELETED_COLUMN] = pa.array(deleted, _TIMESTAMP)
+        return pa.table(columns)
+
+    def _columns(self, rows: list[tuple[tuple[str, ...], tuple[Any, ...]]]
+                 ) -> dict[str, pa.Array]:
+        positions: dict[tuple[str, ...], dict[str, int]] = {}
+        for names, _ in rows:
+            if names not in positions:
+                positions[names] = {n: i for i, n in enumerate(names)}
+        columns = {}
+        for name, kind in self.types.items():
+            values = [None if (at := positions[names].get(name)) is None else row_values[at]
+                      for names, row_values in rows]
+            if pa.types.is_string(kind) or pa.types.is_floating(kind):  # text and Decimals
+                values = [_plain(v, kind) for v in values]
+            columns[name] = pa.array(values, kind)
+        return columns
 
     def unchanged_keys(self) -> list[Key]:
-        """Keys whose newest version still misses a TOASTed value (Bronze has it)."""
+        """Keys whose newest version (with history: any change) still misses a TOASTed value
+        (Bronze has it)."""
+        if self.history:
+            return list(dict.fromkeys(self.key_of(e.names, e.values) for e in self.log
+                                      if not e.deleted and UNCHANGED in e.values))
         return [k for k, v in self.versions.items()
                 if v.values is not None and UNCHANGED in v.values]
 
@@ -177,10 +248,12 @@ class TableFold:
         return [k for k, v in self.versions.items() if v.values is None]
 
     def copy_files(self, folder: Path) -> list[str]:
-        """The copy as files for the commit, less the rows a replayed change supersedes."""
+        """The copy as files for the commit, less the rows a replayed change supersedes
+        (with history, none: the copy is each row's version at the copy's time)."""
         if not self.base:
             return []
-        touched = self.keys_table(list(self.versions)) if self.versions else None
+        touched = self.keys_table(list(self.versions)) if self.versions and not self.history \
+            else None
         return self.base.files(folder, touched)
 
     def upserts(self, soft_deleted: dict[Key, Row] | None = None) -> pa.Table:

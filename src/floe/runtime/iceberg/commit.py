@@ -284,7 +284,8 @@ def _write_history(tx: Transaction, table: Table, load: TableLoad, incoming: pa.
     fresh = load.write_mode == "replace"  # --full-refresh: history starts again
     write = history_write(table, schema_to_pyarrow(tx.table_metadata.schema()),
                           conform(plan.read_all(load.files, incoming), tx), load.primary_key,
-                          load.history, load.delete_column, dt.datetime.now(dt.UTC), fresh)
+                          load.history, load.delete_column, dt.datetime.now(dt.UTC), fresh,
+                          load.truncated_at)
     props.update({HISTORY_OPENED: str(write.opened), HISTORY_CLOSED: str(write.closed)})
     if fresh or write.replaced.num_rows:
         _overwrite(tx, table.io, sort_rows(write.rows, load.sort_by), props,

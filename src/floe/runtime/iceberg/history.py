@@ -104,9 +104,9 @@ class Rebuilt:
 
 def rebuild(existing: pa.Table, incoming: pa.Table, incoming_from: pa.Array,
             deleted: Sequence[bool], keys: Sequence[str], tracked: Sequence[str],
-            retired: Sequence[Key], retire_at: dt.datetime) -> Rebuilt:
-    """The timelines of every key in ``incoming`` (and ``retired``) from their versions in
-    Bronze (``existing``) and the load's rows, in source-time order."""
+            retired: Sequence[tuple[Key, dt.datetime]]) -> Rebuilt:
+    """The timelines of every key in ``incoming`` (and ``retired``: closed at a time) from
+    their versions in Bronze (``existing``) and the load's rows, in source-time order."""
     events: dict[Key, list[_Event]] = {}
     order = 0
     before: dict[Key, list[dict[str, Any]]] = {}
@@ -129,8 +129,8 @@ def rebuild(existing: pa.Table, incoming: pa.Table, incoming_from: pa.Array,
         events.setdefault(key, []).append(
             _Event(starts[index], order, None if deleted[index] else row))
         order += 1
-    for key in retired:
-        events.setdefault(key, []).append(_Event(retire_at, order, None))
+    for key, at in retired:
+        events.setdefault(key, []).append(_Event(at, order, None))
         order += 1
     out = Rebuilt()
     for timeline in events.values():
@@ -205,10 +205,12 @@ class HistoryWrite:
 
 def history_write(table: Table, target: pa.Schema, rows: pa.Table, keys: Sequence[str],
                   config: HistoryConfig, marker: str | None, load_time: dt.datetime,
-                  fresh: bool = False) -> HistoryWrite:
+                  fresh: bool = False, truncated_at: dt.datetime | None = None
+                  ) -> HistoryWrite:
     """The load ``rows`` placed in the history of ``table`` (its state before this commit;
-    ``fresh``: a full refresh, history starts again); ``target`` is the table's Arrow schema
-    after this load's schema changes."""
+    ``fresh``: a full refresh, history starts again; ``truncated_at``: the source emptied the
+    table then, closing every version current at that time); ``target`` is the table's Arrow
+    schema after this load's schema changes."""
     name = ".".join(table.name()[-2:])
     starts = valid_from_values(rows, config, name, load_time)
     deleted = (marked(rows[marker]).to_pylist() if marker and marker in rows.column_names
@@ -216,23 +218,25 @@ def history_write(table: Table, target: pa.Schema, rows: pa.Table, keys: Sequenc
     incoming = rows.drop_columns([c for c in HISTORY_COLUMNS if c in rows.column_names])
     touched = incoming.select(list(keys)).group_by(list(keys), use_threads=False).aggregate([])
     existing = target.empty_table()
-    retired: list[Key] = []
+    retired: list[tuple[Key, dt.datetime]] = []
     replaced = touched
     if table.current_snapshot() is not None and not fresh:
-        if config.retire_absent:
+        if config.retire_absent or truncated_at is not None:
             now = table.scan(row_filter=EqualTo(term=IS_CURRENT, value=True),
                              selected_fields=tuple(keys)).to_arrow()
             sent = {tuple(r[k] for k in keys) for r in touched.to_pylist()}
-            retired = [k for k in current_keys(now, keys) if k not in sent]
+            retired = [(k, truncated_at) for k in current_keys(now, keys)] \
+                if truncated_at is not None else \
+                [(k, load_time) for k in current_keys(now, keys) if k not in sent]
         if retired:
             replaced = pa.concat_tables([touched, pa.table(
-                {k: pa.array([r[i] for r in retired], touched.schema.field(k).type)
+                {k: pa.array([r[0][i] for r in retired], touched.schema.field(k).type)
                  for i, k in enumerate(keys)})])
+            replaced = replaced.group_by(list(keys), use_threads=False).aggregate([])
         if replaced.num_rows:
             existing = table.scan(
                 row_filter=create_match_filter(replaced, list(keys))).to_arrow()
-    rebuilt = rebuild(existing, incoming, starts, deleted, keys, config.track_columns, retired,
-                      load_time)
+    rebuilt = rebuild(existing, incoming, starts, deleted, keys, config.track_columns, retired)
     out = pa.Table.from_pylist(rebuilt.rows, schema=target) if rebuilt.rows \
         else target.empty_table()
     return HistoryWrite(out, replaced, rebuilt.opened, rebuilt.closed)

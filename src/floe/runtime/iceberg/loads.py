@@ -3,6 +3,7 @@ without pyiceberg's and pyarrow's writers (the console and Dagster metadata need
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ class TableLoad:
     truncate: bool = False  # merge: the source emptied the table before these rows
     one_per_key: bool = False  # merge: the files already hold one row per key (a CDC fold)
     history: HistoryConfig | None = None  # merge_strategy scd2: every version is kept
+    truncated_at: dt.datetime | None = None  # history: the source emptied the table then
     partition_by: Sequence[str] = ()  # floe.yaml notation: day(updated_at), bucket(16, id)
     sort_by: Sequence[str] = ()
 

@@ -70,6 +70,7 @@ class RowChange:
 class Truncate:
     table: str
     position: Position
+    timestamp: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def _name(match: re.Match[str], group: int) -> str:
 
 
 def ddl_changes(query: str, session_db: str, schema: str, table_names: Sequence[str],
-                position: Position) -> list[Truncate | Rename]:
+                position: Position, timestamp: int = 0) -> list[Truncate | Rename]:
     """What a statement means for Bronze: TRUNCATE empties a table; ALTER TABLE ... RENAME
     COLUMN / CHANGE renames a column.  Added, dropped and retyped columns need nothing here:
     the next row event's table map has them.  An unqualified table name is in the session's
@@ -121,7 +122,7 @@ def ddl_changes(query: str, session_db: str, schema: str, table_names: Sequence[
         database = _name(truncate, 1) if truncate.group(1) or truncate.group(2) else session_db
         table = _name(truncate, 3)
         if database == schema and table in table_names:
-            found.append(Truncate(table, position))
+            found.append(Truncate(table, position, timestamp))
         return found
     alter = _ALTER.match(query)
     if alter is None:
@@ -161,7 +162,8 @@ def read_changes(settings: dict[str, Any], server_id: int, schema: str,
             if isinstance(event, QueryEvent):
                 query = event.query if isinstance(event.query, str) else event.query.decode()
                 db = event.schema if isinstance(event.schema, str) else event.schema.decode()
-                yield from ddl_changes(query, db, schema, tables, position)
+                yield from ddl_changes(query, db, schema, tables, position,
+                                       int(event.timestamp))
                 continue
             if event.table not in tables or event.schema != schema:
                 continue

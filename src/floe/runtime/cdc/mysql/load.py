@@ -82,7 +82,8 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
             stored = {t: None if full_refresh else stored_position(restored[t])
                       for t in tables}
             with deadline.interrupting("reading changes"), no_cyclic_gc():
-                folds, upto, gtid = _read(db, server_id, infos, keys, stored, workdir)
+                folds, upto, gtid = _read(db, server_id, infos, keys, stored, workdir,
+                                          source.history is not None)
             deadline.check("reading changes")
     except ReplicationSetupError as exc:
         raise configuration_error(source, str(exc)) from None
@@ -102,12 +103,13 @@ def _far_behind(stored: Position | None, upto: Position) -> bool:
 
 def _read(db: MySQLSource, server_id: int, infos: dict[str, TableInfo],
           keys: dict[str, tuple[str, ...]], stored: dict[str, Position | None],
-          workdir: Path) -> tuple[dict[str, TableFold], Position, str | None]:
+          workdir: Path, history: bool) -> tuple[dict[str, TableFold], Position, str | None]:
     """Copy the tables Bronze does not hold yet, and fold every change up to now."""
     for position in {p for p in stored.values() if p is not None}:
         db.check_kept(position)
     folds = {t: TableFold(keys[t], {n: c.arrow for n, c in infos[t].columns},
-                          position_column=BINLOG_COLUMN, spill=workdir, name=t) for t in infos}
+                          position_column=BINLOG_COLUMN, spill=workdir, name=t,
+                          history=history) for t in infos}
     from_position = dict(stored)
     to_copy = [t for t in infos if stored[t] is None]
     if to_copy:
@@ -142,7 +144,7 @@ class _Applier:
         if held is not None and change.position <= held:
             return  # already in Bronze (or in this run's copy)
         if isinstance(change, Truncate):
-            fold.truncate()
+            fold.truncate(committed_at(change.timestamp))
             return
         if isinstance(change, Rename):
             fold.rename(change.old, change.new)

@@ -108,7 +108,8 @@ def _read(source: CompiledSource, catalog: Catalog, pg: PostgresSource,
     new_slot = pg.ensure_slot(recreate=full_refresh)
     stored = {t: None if new_slot else _stored_lsn(restored[t]) for t in tables}
     folds = {t: TableFold(keys[t], {n: arrow_type(o, m) for n, o, m in infos[t].columns},
-                          spill=workdir, name=t) for t in tables}
+                          spill=workdir, name=t, history=source.history is not None)
+             for t in tables}
     copy_lsn = pg.current_lsn()
     copied_at = dt.datetime.now(dt.UTC)
     for table in tables:
@@ -177,7 +178,7 @@ class _Decoder:
 def _apply(fold: TableFold, decoder: _Decoder, message: Change | Truncate, lsn: int,
            committed_at: dt.datetime) -> None:
     if isinstance(message, Truncate):
-        fold.truncate()
+        fold.truncate(committed_at)
         return
     names = decoder.names
     if message.kind == "delete":
