@@ -134,6 +134,17 @@ def test_a_full_extract_retires_the_keys_it_no_longer_sends(tmp_path: Path) -> N
     assert all(r["_floe_valid_to"] is not None for r in rows if not r["_floe_is_current"])
     assert [t.versions_closed for t in result.tables] == [2]
     assert [t.versions_opened for t in result.tables] == [1]
+    # floe verify and checks look at the current versions (the closed ones were checked)
+    from floe.artifacts import RowCountCheck, UniqueCheck
+    from floe.runtime.quality import evaluate
+    from floe.runtime.verify import verify_source
+
+    [report] = verify_source(project.compile().source("accounts"), project.catalog(),
+                             project.root)
+    assert (report.status, report.source_rows, report.bronze_rows) == ("match", 2, 2), report
+    table = project.catalog().load_table(("bronze", "accounts"))
+    assert evaluate(table, UniqueCheck(columns=("id",))).passed
+    assert evaluate(table, RowCountCheck(min=2, max=2)).passed
 
 
 def test_as_of_reads_the_versions_valid_at_a_source_time(tmp_path: Path) -> None:
@@ -173,3 +184,35 @@ def test_as_of_reads_the_versions_valid_at_a_source_time(tmp_path: Path) -> None
         assert str(exc) == "--as-of 'March' is not an ISO time, e.g. 2024-03-31T23:59:59Z"
     else:
         raise AssertionError("a bad time must be refused")
+
+
+def test_switching_history_on_or_off_needs_a_full_refresh(tmp_path: Path) -> None:
+    import sqlite3
+
+    from floe.compiler.plan import plan
+
+    with sqlite3.connect(tmp_path / "crm.db") as db:
+        db.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, plan TEXT)")
+        db.executemany("INSERT INTO accounts VALUES (?, ?)", [(1, "free"), (2, "pro")])
+    project = Project(tmp_path)
+    upsert = SQLITE.replace("    merge_strategy: scd2\n", "").replace(
+        "    history: {retire_absent: true}\n", "")
+    project.write(upsert)
+    before = project.compile()
+    assert project.run("accounts").success
+    project.write(SQLITE)
+    [change] = [c for c in plan(before, project.compile()) if c.field == "merge_strategy"]
+    assert "history turns on" in str(change.risk) and "--full-refresh" in str(change.risk)
+    refused = project.run("accounts")
+    assert not refused.success and refused.error_category == "CONFIGURATION"
+    assert "bronze.accounts holds one row per key (loaded without history): merge_strategy " \
+        "scd2 starts its history with floe run --full-refresh" in refused.errors[0]
+    assert len(project.read("bronze.accounts")) == 2  # untouched
+    assert project.run("accounts", full_refresh=True).success
+    assert all(r["_floe_is_current"] for r in project.read("bronze.accounts"))
+    project.write(upsert)  # and back: refused until a full refresh
+    back = project.run("accounts")
+    assert not back.success and "keeps history (merge_strategy scd2)" in back.errors[0]
+    assert project.run("accounts", full_refresh=True).success
+    assert "_floe_is_current" not in project.catalog().load_table(
+        ("bronze", "accounts")).schema().column_names

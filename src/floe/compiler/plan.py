@@ -41,6 +41,10 @@ def _risk(field: str, before: Any, after: Any, new: CompiledSource) -> str | Non
         return "data lands in a different table; the old one is kept but no longer loaded"
     if field == "cursor_field":
         return "the incremental cursor changes: run with --full-refresh to reload consistently"
+    if field == "merge_strategy" and "scd2" in (before, after):
+        return ("history turns " + ("on" if after == "scd2" else "off") + ": the table's rows "
+                "change meaning (every version vs one per key); the next run refuses to mix "
+                "them: run floe run --full-refresh")
     if field == "merge_strategy" and before and after:
         return "delete-insert and upsert treat duplicate keys in a load differently"
     return None

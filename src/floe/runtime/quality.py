@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression, EqualTo
 from pyiceberg.table import Table
 
 from floe.artifacts import (
@@ -33,6 +34,7 @@ from floe.artifacts import (
     VolumeCheck,
 )
 from floe.logs import mask
+from floe.runtime.iceberg.history import IS_CURRENT
 
 SAMPLES = 5  # offending values quoted in a message
 
@@ -80,8 +82,17 @@ def describe(check: CheckConfig) -> str:
     return f"newest {check.column} at most {_age(check.max_age_seconds)} old"
 
 
+def _current(table: Table) -> BooleanExpression:
+    """A history (scd2) table is checked on its current versions (docs/history.md): the
+    closed ones already passed when they were current."""
+    if IS_CURRENT in table.schema().column_names:
+        return EqualTo(term=IS_CURRENT, value=True)
+    return AlwaysTrue()
+
+
 def _batches(table: Table, columns: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
-    yield from table.scan(selected_fields=columns).to_arrow_batch_reader()
+    scan = table.scan(row_filter=_current(table), selected_fields=columns)
+    yield from scan.to_arrow_batch_reader()
 
 
 def _samples(values: list[Any]) -> str:
@@ -99,7 +110,7 @@ def _age(seconds: float) -> str:
 
 
 def _row_count(table: Table, check: RowCountCheck) -> tuple[bool, str, dict[str, Any]]:
-    rows = table.scan().count()
+    rows = table.scan(row_filter=_current(table)).count()
     too_few = check.min is not None and rows < check.min
     too_many = check.max is not None and rows > check.max
     bound = f"min {check.min}" if too_few else f"max {check.max}"
@@ -119,7 +130,8 @@ def _not_null(table: Table, check: NotNullCheck) -> tuple[bool, str, dict[str, A
 
 def _unique(table: Table, check: UniqueCheck) -> tuple[bool, str, dict[str, Any]]:
     keys = list(check.columns)
-    data = table.scan(selected_fields=check.columns).to_arrow()
+    data = table.scan(row_filter=_current(table),
+                      selected_fields=check.columns).to_arrow()
     counts = data.group_by(keys, use_threads=False).aggregate([([], "count_all")])
     duplicated = counts.filter(pc.greater(counts["count_all"], 1))
     if duplicated.num_rows == 0:

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import sqlalchemy
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.expressions import AlwaysTrue, EqualTo
 from pyiceberg.table import Table
 from rich.console import Console
 from rich.table import Table as RichTable
@@ -35,6 +36,7 @@ from rich.table import Table as RichTable
 from floe.artifacts import CDC_SOURCE_TYPES, CompiledSource
 from floe.logs import mask
 from floe.runtime.canonical import canonical, column_hashes, row_hashes
+from floe.runtime.iceberg.history import IS_CURRENT
 from floe.runtime.iceberg.merge_load import last_per_key, marked
 from floe.runtime.iceberg.state import newest_load
 from floe.runtime.ingestion.adbc_loader import as_text_where_needed
@@ -138,8 +140,12 @@ def _shared_columns(bronze: Table, source_columns: Iterable[str]) -> list[str]:
 
 def _bronze_batches(table: Table, columns: list[str], live: str | None
                    ) -> Iterator[pa.RecordBatch]:
+    """Bronze's rows to compare (a history table: its current versions)."""
     wanted = list(dict.fromkeys([*columns, *([live] if live else [])]))
-    yield from table.scan(selected_fields=tuple(wanted)).to_arrow_batch_reader()
+    current = EqualTo(term=IS_CURRENT, value=True) if IS_CURRENT in \
+        table.schema().column_names else AlwaysTrue()
+    yield from table.scan(row_filter=current,
+                          selected_fields=tuple(wanted)).to_arrow_batch_reader()
 
 
 def _source_batches(engine: sqlalchemy.Engine, reflected: sqlalchemy.Table, columns: list[str],

@@ -48,6 +48,8 @@ from floe.runtime.iceberg.evolution import SchemaPlan, plan_schema
 from floe.runtime.iceberg.history import (
     HISTORY_CLOSED,
     HISTORY_OPENED,
+    VALID_FROM,
+    HistoryInputError,
     history_write,
     with_history_fields,
 )
@@ -282,6 +284,11 @@ def _write_history(tx: Transaction, table: Table, load: TableLoad, incoming: pa.
     (see history.py); versions opened and closed go into the snapshot's summary."""
     assert load.history is not None
     fresh = load.write_mode == "replace"  # --full-refresh: history starts again
+    if not fresh and table.current_snapshot() is not None \
+            and VALID_FROM not in table.schema().column_names:
+        raise HistoryInputError(
+            f"{'.'.join(load.identifier)} holds one row per key (loaded without history): "
+            "merge_strategy scd2 starts its history with floe run --full-refresh")
     write = history_write(table, schema_to_pyarrow(tx.table_metadata.schema()),
                           conform(plan.read_all(load.files, incoming), tx), load.primary_key,
                           load.history, load.delete_column, dt.datetime.now(dt.UTC), fresh,
@@ -312,6 +319,11 @@ def _write(tx: Transaction, io: FileIO, load: TableLoad, incoming: pa.Schema, pl
     # (the last one sent); delete-insert keeps the load as sent.  (pyiceberg's
     # Transaction.upsert also cannot compare rows once the schema evolved in the same
     # transaction.)  Keys in delete files, and rows marked in delete_column, are removed.
+    if load.history is None and VALID_FROM in tx.table_metadata.schema().column_names:
+        raise HistoryInputError(
+            f"{'.'.join(load.identifier)} keeps history (merge_strategy scd2); merging one row "
+            "per key into it would drop its closed versions: keep scd2, or run floe run "
+            "--full-refresh to start it over without history")
     if load.truncate and load.one_per_key and not laid_out:
         # the table is replaced by rows already folded to one per key (a CDC first copy or a
         # TRUNCATE): streamed in, with no key pass (1M rows: 0.1 s less)
