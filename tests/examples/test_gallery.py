@@ -25,7 +25,7 @@ from tests.servers import MariaDB, Postgres, RestCatalog, free_port
 GALLERY = ["quickstart", "rest_api", "postgres_merge", "postgres_cdc", "schema_contracts",
            "incremental_files", "quality_checks", "notifications", "multi_env", "nycflights13",
            "plan", "changes_and_verify", "depends_on", "retries_and_timeouts",
-           "failure_recovery", "slack_teams_email", "python_source", "mysql_cdc"]
+           "failure_recovery", "slack_teams_email", "python_source", "mysql_cdc", "history"]
 
 
 def catalog_of(folder: Path, environ: dict[str, str] | None = None) -> Catalog:
@@ -106,6 +106,28 @@ def test_mysql_cdc(tmp_path: Path, mariadb: MariaDB) -> None:
     products = rows(catalog, "bronze.products", "sku")
     assert [(p["sku"], p["stock"]) for p in products] == [("HAT", 3), ("MUG", 10), ("TEE", 0)]
     assert all(p["_floe_binlog"] > 0 for p in products)
+
+
+def test_history(tmp_path: Path, postgres: Postgres) -> None:
+    folder = copy_example("history", tmp_path)
+    url = database(postgres, "history_example")
+    try:
+        output = run_readme(folder, env={"SHOP_DB_URL": url})
+    finally:
+        postgres.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                         "WHERE slot_name = 'floe_history_crm'")
+    assert postgres.password not in output
+    assert "[('Alice', 'Munich'), ('Carol', 'Oslo')]" in output
+    assert output.count("rows valid at") == 3
+    versions = rows(catalog_of(folder, {"SHOP_DB_URL": url}), "bronze.customers",
+                    "_floe_valid_from")
+    by_name = {name: [(v["city"], v["_floe_is_current"]) for v in versions if v["name"] == name]
+               for name in ("Alice", "Bob", "Carol")}
+    assert by_name == {"Alice": [("Berlin", False), ("Hamburg", False), ("Munich", True)],
+                       "Bob": [("Paris", False), ("Lyon", True)],
+                       "Carol": [("Oslo", True)]}
+    bob = [v for v in versions if v["name"] == "Bob"]
+    assert bob[0]["_floe_valid_to"] < bob[1]["_floe_valid_from"]  # the gap while he was gone
 
 
 def test_postgres_cdc(tmp_path: Path, postgres: Postgres) -> None:

@@ -216,3 +216,25 @@ def test_switching_history_on_or_off_needs_a_full_refresh(tmp_path: Path) -> Non
     assert project.run("accounts", full_refresh=True).success
     assert "_floe_is_current" not in project.catalog().load_table(
         ("bronze", "accounts")).schema().column_names
+
+
+def test_a_valid_from_column_the_load_cannot_use_is_named_and_nothing_commits(
+        tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    project.write(FILES)
+    _drop(tmp_path, "1.jsonl", [{"id": 1, "email": "a@x", "updated_at": "2024-01-01T00:00:00"}])
+    assert project.run("people").success
+    snapshots = len(project.catalog().load_table(("bronze", "people")).snapshots())
+    _drop(tmp_path, "2.jsonl", [{"id": 1, "email": "b@x", "updated_at": None},
+                                {"id": 2, "email": "c@x", "updated_at": "2024-02-01T00:00:00"}])
+    nulls = project.run("people")
+    assert not nulls.success and nulls.error_category == "CONFIGURATION"
+    assert nulls.errors[0].startswith(
+        "history.valid_from_column updated_at: 1 row(s) of bronze.people have no updated_at: "
+        "a version needs the time it became valid"), nulls.errors
+    project.write(FILES.replace("valid_from_column: updated_at", "valid_from_column: email"))
+    text = project.run("people")
+    assert not text.success
+    assert "history.valid_from_column email: bronze.people.email is string, not a timestamp " \
+        "or date" in text.errors[0], text.errors
+    assert len(project.catalog().load_table(("bronze", "people")).snapshots()) == snapshots
