@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
@@ -32,12 +31,8 @@ from pyiceberg.exceptions import (
     NoSuchTableError,
 )
 from pyiceberg.expressions import (
-    AlwaysFalse,
     AlwaysTrue,
-    And,
     BooleanExpression,
-    GreaterThanOrEqual,
-    LessThanOrEqual,
 )
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import ArrowScan, schema_to_pyarrow
@@ -53,6 +48,7 @@ from floe.runtime.iceberg.history import (
     history_write,
     with_history_fields,
 )
+from floe.runtime.iceberg.keyset import KeySet, key_range
 from floe.runtime.iceberg.layout import apply_layout, conform, sort_rows
 from floe.runtime.iceberg.loads import UNFENCED, CommitResult, TableLoad, total_rows
 from floe.runtime.iceberg.merge_load import stream_merge_load, unique_keys, whole_merge_load
@@ -76,7 +72,6 @@ from floe.runtime.iceberg.state import read_source_state, snapshot_properties
 from floe.runtime.ingestion.column_identity import renames, stream_renames
 from floe.runtime.ingestion.errors import ConcurrentLoadError
 
-_ROW_INDEX = "__floe_row_index"
 cache_transaction_metadata()
 
 
@@ -226,56 +221,6 @@ def _replace_rows(tx: Transaction, io: FileIO, snapshot: RowLevelOverwrite,
             for data_file in data_files(metadata, io, rows.filter(pa.array(kept)),
                                         removed.rewrite_id, counter):
                 snapshot.append_data_file(data_file)
-
-
-def key_range(match: pa.Table) -> BooleanExpression:
-    """Files that may hold one of ``match``'s keys: the first key column's [min, max]."""
-    column = match.column(0)
-    if not match.num_rows or column.null_count == len(column):
-        return AlwaysFalse()
-    bounds = pc.min_max(column)
-    name = match.column_names[0]
-    low, high = bounds["min"].as_py(), bounds["max"].as_py()
-    try:
-        return And(GreaterThanOrEqual(term=name, value=low),
-                   LessThanOrEqual(term=name, value=high))
-    except (TypeError, ValueError):  # a type pyiceberg has no literal for: no pruning
-        return AlwaysTrue()
-
-
-class KeySet:
-    """The keys a merge replaces: built once, asked once per data file the merge may touch.
-
-    One integer key (the usual case) is a sorted numpy array probed with ``searchsorted``:
-    ~80 MB for 10M keys, where Arrow's ``is_in`` built a hash set of ~1 GB for every file.
-    Other keys use ``is_in`` (one column) or a join (several)."""
-
-    def __init__(self, keys: pa.Table) -> None:
-        self.keys = keys
-        self.name = keys.column_names[0]
-        column = keys.column(0)
-        self._sorted: np.ndarray | None = None
-        if keys.num_columns == 1 and pa.types.is_integer(column.type) and not column.null_count:
-            self._sorted = np.sort(column.to_numpy().astype(np.int64, copy=False))
-
-    def hits(self, rows: pa.Table) -> pa.Array | pa.ChunkedArray:
-        """For each of ``rows``: is its key one of these (NULL keys never match)."""
-        values = rows[self.name]
-        if self._sorted is not None and pa.types.is_integer(values.type):
-            probe = pc.fill_null(values, 0).to_numpy().astype(np.int64, copy=False)
-            at = np.minimum(np.searchsorted(self._sorted, probe), len(self._sorted) - 1)
-            found = (self._sorted[at] == probe) if len(self._sorted) else np.zeros(len(probe),
-                                                                                  dtype=bool)
-            return pa.array(found & values.is_valid().to_numpy(zero_copy_only=False))
-        if self.keys.num_columns == 1:
-            hit = pc.is_in(values, value_set=self.keys.column(0).combine_chunks())
-            return pc.fill_null(hit, False)
-        marker = "__floe_matched"
-        flagged = self.keys.append_column(marker, pa.repeat(True, self.keys.num_rows))
-        joined = rows.append_column(_ROW_INDEX, pa.array(range(rows.num_rows), pa.int64())
-                                    ).join(flagged, self.keys.column_names,
-                                           join_type="left outer")
-        return pc.fill_null(joined.sort_by(_ROW_INDEX)[marker], False)
 
 
 def _write_history(tx: Transaction, table: Table, load: TableLoad, incoming: pa.Schema,

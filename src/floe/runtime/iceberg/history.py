@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.expressions import EqualTo
 from pyiceberg.table import Table
-from pyiceberg.table.upsert_util import create_match_filter
 
 from floe.artifacts import HistoryConfig
-from floe.runtime.canonical import canonical
+from floe.runtime.canonical import column_hashes, row_hashes
+from floe.runtime.iceberg.keyset import KeySet, key_range
 from floe.runtime.iceberg.merge_load import marked
 from floe.runtime.ingestion.errors import PipelineConfigurationError
 
@@ -86,103 +87,99 @@ def valid_from_values(rows: pa.Table, config: HistoryConfig, table: str, load_ti
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
-@dataclass
-class _Event:
-    at: dt.datetime
-    order: int
-    row: dict[str, Any] | None  # None: a delete (closes the open version)
+_AT, _ORDER, _TOMB, _WAS_OPEN = "__floe_at", "__floe_order", "__floe_tomb", "__floe_was_open"
 
 
-@dataclass
-class Rebuilt:
-    """The touched keys' whole timelines, and how many versions opened and closed."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    opened: int = 0
-    closed: int = 0
-
-
-def rebuild(existing: pa.Table, incoming: pa.Table, incoming_from: pa.Array,
-            deleted: Sequence[bool], keys: Sequence[str], tracked: Sequence[str],
-            retired: Sequence[tuple[Key, dt.datetime]]) -> Rebuilt:
-    """The timelines of every key in ``incoming`` (and ``retired``: closed at a time) from
-    their versions in Bronze (``existing``) and the load's rows, in source-time order."""
-    events: dict[Key, list[_Event]] = {}
-    order = 0
-    before: dict[Key, list[dict[str, Any]]] = {}
-    for row in existing.to_pylist():
-        before.setdefault(tuple(row[k] for k in keys), []).append(row)
-    for key, versions in before.items():
-        versions.sort(key=lambda r: r[VALID_FROM])
-        timeline = events.setdefault(key, [])
-        for number, version in enumerate(versions):
-            timeline.append(_Event(version[VALID_FROM], order, version))
-            order += 1
-            ended = version[VALID_TO]
-            following = versions[number + 1][VALID_FROM] if number + 1 < len(versions) else None
-            if ended is not None and ended != following:  # closed with no successor: a delete
-                timeline.append(_Event(ended, order, None))
-                order += 1
-    starts = incoming_from.to_pylist()
-    for index, row in enumerate(incoming.to_pylist()):
-        key = tuple(row[k] for k in keys)
-        events.setdefault(key, []).append(
-            _Event(starts[index], order, None if deleted[index] else row))
-        order += 1
-    for key, at in retired:
-        events.setdefault(key, []).append(_Event(at, order, None))
-        order += 1
-    out = Rebuilt()
-    for timeline in events.values():
-        timeline.sort(key=lambda e: (e.at, e.order))
-        out.rows.extend(_walk(timeline, tracked, out))
-    return out
-
-
-def _walk(timeline: list[_Event], tracked: Sequence[str], out: Rebuilt
-          ) -> list[dict[str, Any]]:
-    """One key's versions from its events in time order (counting what opens and closes)."""
-    versions: list[dict[str, Any]] = []
-    open_version: dict[str, Any] | None = None
-    was_open: set[int] = set()  # versions open before this load (closing one counts)
-    born: set[int] = set()  # versions this load opened
-
-    def close(at: dt.datetime) -> None:
-        assert open_version is not None
-        if open_version.get(VALID_TO) != at and (id(open_version) in was_open
-                                                 or id(open_version) in born):
-            out.closed += 1
-        open_version[VALID_TO] = at
-
-    for event in timeline:
-        if event.row is None:
-            if open_version is not None:
-                close(event.at)
-            open_version = None
-            continue
-        if open_version is not None and _same(open_version, event.row, tracked):
-            continue  # the same values again: no new version
-        if open_version is not None:
-            close(event.at)
-        existing = VALID_FROM in event.row and event.row.get(VALID_FROM) == event.at
-        open_version = {**event.row, VALID_FROM: event.at,
-                        VALID_TO: event.row.get(VALID_TO) if existing else None}
-        if existing and event.row.get(VALID_TO) is None:
-            was_open.add(id(open_version))
-        if not existing:
-            born.add(id(open_version))
-            out.opened += 1
-        # an existing version keeps its end only until the walk decides it again
-        open_version[VALID_TO] = None
-        versions.append(open_version)
-    for version in versions:
-        version[IS_CURRENT] = version[VALID_TO] is None
-    return versions
+def rebuild_columnar(existing: pa.Table, incoming: pa.Table, incoming_from: pa.Array,
+                     deleted: pa.Array, keys: Sequence[str], tracked: Sequence[str],
+                     retired: Sequence[tuple[Key, dt.datetime]], target: pa.Schema
+                     ) -> tuple[pa.Table, int, int]:
+    """``rebuild`` in Arrow, no Python row objects: every event (existing versions, the
+    deletes their ends imply, the load's rows and markers, retirements) sorted by key, time
+    and arrival; a version equal to the event before it (same key, not a delete) dropped;
+    each kept version valid until the key's next event.  Returns the versions (typed as
+    ``target``), and how many versions opened and closed."""
+    time = pa.timestamp("us", tz="UTC")
+    # versions starting at one instant (a zero-length one, then its successor) keep that order
+    existing = existing.sort_by([*((k, "ascending", "at_end") for k in keys),
+                                 (VALID_FROM, "ascending", "at_end"),
+                                 (VALID_TO, "ascending", "at_end")])
+    base = existing.drop_columns([c for c in HISTORY_COLUMNS if c in existing.column_names])
+    n_old = existing.num_rows
+    parts = [base.append_column(_AT, existing[VALID_FROM].cast(time))
+             .append_column(_TOMB, pa.array(np.zeros(n_old, bool)))
+             .append_column(_WAS_OPEN, pc.is_null(existing[VALID_TO]))]
+    if n_old:  # an end the key's next version does not start at: the key was deleted then
+        following = _shifted(existing[VALID_FROM], time)
+        has_next = pa.array(_same_as_next(existing, keys))
+        successor = pc.and_(has_next, pc.equal(following, existing[VALID_TO].cast(time)))
+        gap = pc.and_(pc.is_valid(existing[VALID_TO]), pc.invert(pc.fill_null(successor, False)))
+        gaps = existing.filter(gap).select([*keys, VALID_TO]).rename_columns([*keys, _AT])
+        parts.append(gaps.append_column(_TOMB, pa.array(np.ones(gaps.num_rows, bool))))
+    rows = incoming.drop_columns([c for c in HISTORY_COLUMNS if c in incoming.column_names])
+    parts.append(rows.append_column(_AT, incoming_from.cast(time))
+                 .append_column(_TOMB, deleted))
+    if retired:
+        columns = {k: pa.array([r[0][i] for r in retired], incoming.schema.field(k).type)
+                   for i, k in enumerate(keys)}
+        columns[_AT] = pa.array([r[1] for r in retired], time)
+        columns[_TOMB] = pa.array(np.ones(len(retired), bool))
+        parts.append(pa.table(columns))
+    events = pa.concat_tables(parts, promote_options="permissive")
+    events = events.append_column(_ORDER, pa.array(np.arange(events.num_rows), pa.int64()))
+    events = events.sort_by([(k, "ascending") for k in (*keys, _AT, _ORDER)])
+    count = events.num_rows
+    same_key = np.zeros(count, bool)  # the row before has the same key
+    same_key[1:] = _same_as_next(events, keys)[:-1]
+    tomb = pc.fill_null(events[_TOMB], False).to_numpy(zero_copy_only=False)
+    names = list(tracked) or [n for n in events.column_names
+                              if not n.startswith(_FLOE_PREFIX) and not n.startswith("__floe")]
+    hashed = row_hashes([column_hashes(events[n]) for n in names]) if names \
+        else np.zeros(count, np.uint64)
+    drop = np.zeros(count, bool)
+    if count > 1:
+        drop[1:] = same_key[1:] & ~tomb[1:] & ~tomb[:-1] & (hashed[1:] == hashed[:-1])
+    kept = events.filter(pa.array(~drop))
+    valid_to = pc.if_else(pa.array(_same_as_next(kept, keys)), _shifted(kept[_AT], time),
+                          pa.scalar(None, time))
+    live = pa.array(~pc.fill_null(kept[_TOMB], False).to_numpy(zero_copy_only=False))
+    versions = kept.append_column(VALID_TO, valid_to).filter(live)
+    # a version closed at the instant it opened (two changes in one transaction, or at one
+    # source time) was valid at no instant: no as-of read can see it, so it is not kept
+    visible = pc.or_kleene(pc.is_null(versions[VALID_TO]),
+                            pc.greater(versions[VALID_TO], versions[_AT].cast(time)))
+    versions = versions.filter(visible)
+    versions = versions.append_column(VALID_FROM, versions[_AT]).append_column(
+        IS_CURRENT, pc.is_null(versions[VALID_TO]))
+    new = pc.is_null(versions[_WAS_OPEN]).to_numpy(zero_copy_only=False)  # the load's rows
+    was_open = pc.fill_null(versions[_WAS_OPEN], False).to_numpy(zero_copy_only=False)
+    closed_now = pc.is_valid(versions[VALID_TO]).to_numpy(zero_copy_only=False)
+    opened = int(new.sum())
+    closed = int((closed_now & (new | was_open)).sum())
+    out = [(versions[f.name] if f.name in versions.column_names
+            else pa.nulls(versions.num_rows, f.type)).cast(f.type) for f in target]
+    return pa.Table.from_arrays(out, schema=target), opened, closed
 
 
-def _same(current: dict[str, Any], row: dict[str, Any], tracked: Sequence[str]) -> bool:
-    names = tracked or [n for n in {*current, *row} if not n.startswith(_FLOE_PREFIX)]
-    return all(canonical(current.get(n)) == canonical(row.get(n)) for n in names)
+def _same_as_next(rows: pa.Table, keys: Sequence[str]) -> np.ndarray[Any, Any]:
+    """For each row of ``rows`` (sorted by key): does the next row have the same key."""
+    count = rows.num_rows
+    same = np.zeros(count, bool)
+    if count > 1:
+        equal = np.ones(count - 1, bool)
+        for k in keys:
+            column = rows[k]
+            equal &= pc.fill_null(pc.equal(column.slice(1), column.slice(0, count - 1)),
+                                  False).to_numpy(zero_copy_only=False)
+        same[:-1] = equal
+    return same
+
+
+def _shifted(column: pa.ChunkedArray | pa.Array, kind: pa.DataType) -> pa.Array:
+    """Each value's successor (null for the last)."""
+    values = column.cast(kind)
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    return pa.concat_arrays([values.slice(1), pa.nulls(min(1, len(values)), kind)])
 
 
 def current_keys(rows: pa.Table, keys: Sequence[str]) -> list[Key]:
@@ -233,10 +230,10 @@ def history_write(table: Table, target: pa.Schema, rows: pa.Table, keys: Sequenc
                 {k: pa.array([r[0][i] for r in retired], touched.schema.field(k).type)
                  for i, k in enumerate(keys)})])
             replaced = replaced.group_by(list(keys), use_threads=False).aggregate([])
-        if replaced.num_rows:
-            existing = table.scan(
-                row_filter=create_match_filter(replaced, list(keys))).to_arrow()
-    rebuilt = rebuild(existing, incoming, starts, deleted, keys, config.track_columns, retired)
-    out = pa.Table.from_pylist(rebuilt.rows, schema=target) if rebuilt.rows \
-        else target.empty_table()
-    return HistoryWrite(out, replaced, rebuilt.opened, rebuilt.closed)
+        if replaced.num_rows:  # files by the first key's range, rows by the keys (keyset.py)
+            candidates = table.scan(row_filter=key_range(replaced)).to_arrow()
+            existing = candidates.filter(KeySet(replaced).hits(candidates))
+    out, opened, closed = rebuild_columnar(
+        existing, incoming, starts, pa.array(deleted, pa.bool_()), keys, config.track_columns,
+        retired, target)
+    return HistoryWrite(out, replaced, opened, closed)

@@ -1,0 +1,100 @@
+"""merge_strategy scd2 (#20), at the commit (in-process, imports done), ratios against
+baselines measured in the same run.
+
+1. 10k changed keys into a history table of 1M current + 200k closed versions, against the
+   same 10k as an upsert merge into a 1M-row table.  Goal <= 1.5x.
+2. reading the history table as of an instant (``versions_at``: what ``floe show --as-of`` and
+   ``floe.as_of`` read), against one full scan of it.  Goal <= 0.5x (the issue measures this
+   on 10M versions; ``--rows`` sets the size).
+
+    .venv/bin/python bench/history.py [--rows 1000000] [--closed 200000] [--changed 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyiceberg.catalog import Catalog
+from pyiceberg.catalog.sql import SqlCatalog
+
+from floe.artifacts import HistoryConfig
+from floe.logs import configure_logging
+from floe.runtime.as_of import versions_at
+from floe.runtime.iceberg.commit import TableLoad, commit_table_load
+
+START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def rows(ids: np.ndarray, version: int) -> pa.Table:
+    """Customers ``ids`` at their ``version``-th state, valid from ``version`` days in."""
+    count = len(ids)
+    at = int((START + dt.timedelta(days=version)).timestamp() * 1_000_000)
+    return pa.table({"id": ids, "email": pa.array([f"c{i}v{version}@x" for i in ids]),
+                     "city": pa.array(np.full(count, f"city{version}")),
+                     "updated_at": pa.array(np.full(count, at), pa.timestamp("us", "UTC"))})
+
+
+def load(catalog: Catalog, root: Path, table: str, data: pa.Table, history: bool,
+         number: int) -> float:
+    path = root / f"{table}-{number}.parquet"
+    pq.write_table(data, path)
+    started = time.perf_counter()
+    commit_table_load(catalog, TableLoad(
+        identifier=("b", table), files=[str(path)], write_mode="merge",
+        merge_strategy="scd2" if history else "upsert", primary_key=("id",),
+        schema_contract="evolve", state=None, load_id=f"load-{number}",
+        history=HistoryConfig(valid_from_column="updated_at") if history else None))
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--closed", type=int, default=200_000)
+    parser.add_argument("--changed", type=int, default=10_000)
+    args = parser.parse_args()
+    configure_logging("warning")
+    chance = np.random.default_rng(7)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        catalog = SqlCatalog("bench", uri=f"sqlite:///{root}/c.db",
+                             warehouse=(root / "w").as_uri())
+        catalog.create_namespace("b")
+        every = np.arange(args.rows, dtype=np.int64)
+        for name, history in (("history", True), ("latest", False)):
+            load(catalog, root, name, rows(every, 0), history, 0)
+            load(catalog, root, name, rows(np.sort(chance.choice(every, args.closed, False)), 1),
+                 history, 1)
+        changed = np.sort(chance.choice(every, args.changed, replace=False))
+        upsert = load(catalog, root, "latest", rows(changed, 2), False, 2)
+        scd2 = load(catalog, root, "history", rows(changed, 2), True, 2)
+        table = catalog.load_table(("b", "history"))
+        versions = table.scan().count()
+        print(f"1. {args.changed:,} changed keys into a history table of {args.rows:,} current "
+              f"+ {args.closed:,} closed versions: {scd2:.2f} s vs the same as an upsert merge "
+              f"{upsert:.2f} s: {scd2 / upsert:.2f}x (goal <= 1.5x)")
+        started = time.perf_counter()
+        whole = table.scan().to_arrow()
+        scan = time.perf_counter() - started
+        instant = START + dt.timedelta(days=1, hours=12)
+        started = time.perf_counter()
+        valid = versions_at(table, instant)
+        as_of = time.perf_counter() - started
+        assert valid.num_rows == args.rows, valid.num_rows
+        print(f"2. as of {instant:%Y-%m-%d %H:%M} on {versions:,} versions ({whole.num_rows:,} "
+              f"read by a full scan): {as_of:.2f} s vs the full scan {scan:.2f} s: "
+              f"{as_of / scan:.2f}x (goal <= 0.5x)")
+
+
+if __name__ == "__main__":
+    main()

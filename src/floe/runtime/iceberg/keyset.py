@@ -1,0 +1,72 @@
+"""The keys a merge (or a history load) replaces: which data files may hold them (a range on
+the first key column, pruned by the files' bounds) and which rows of a file hold them.
+
+A range, not an ``In`` of every key: pyiceberg binds an ``In`` literal by literal (7.7 s for
+200k keys); the candidates are then matched in Arrow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.expressions import (
+    AlwaysFalse,
+    AlwaysTrue,
+    And,
+    BooleanExpression,
+    GreaterThanOrEqual,
+    LessThanOrEqual,
+)
+
+_ROW_INDEX = "__floe_row_index"
+
+
+def key_range(match: pa.Table) -> BooleanExpression:
+    """Files that may hold one of ``match``'s keys: the first key column's [min, max]."""
+    column = match.column(0)
+    if not match.num_rows or column.null_count == len(column):
+        return AlwaysFalse()
+    bounds = pc.min_max(column)
+    name = match.column_names[0]
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    try:
+        return And(GreaterThanOrEqual(term=name, value=low),
+                   LessThanOrEqual(term=name, value=high))
+    except (TypeError, ValueError):  # a type pyiceberg has no literal for: no pruning
+        return AlwaysTrue()
+
+
+class KeySet:
+    """The keys a merge replaces: built once, asked once per data file the merge may touch.
+
+    One integer key (the usual case) is a sorted numpy array probed with ``searchsorted``:
+    ~80 MB for 10M keys, where Arrow's ``is_in`` built a hash set of ~1 GB for every file.
+    Other keys use ``is_in`` (one column) or a join (several)."""
+
+    def __init__(self, keys: pa.Table) -> None:
+        self.keys = keys
+        self.name = keys.column_names[0]
+        column = keys.column(0)
+        self._sorted: np.ndarray | None = None
+        if keys.num_columns == 1 and pa.types.is_integer(column.type) and not column.null_count:
+            self._sorted = np.sort(column.to_numpy().astype(np.int64, copy=False))
+
+    def hits(self, rows: pa.Table) -> pa.Array | pa.ChunkedArray:
+        """For each of ``rows``: is its key one of these (NULL keys never match)."""
+        values = rows[self.name]
+        if self._sorted is not None and pa.types.is_integer(values.type):
+            probe = pc.fill_null(values, 0).to_numpy().astype(np.int64, copy=False)
+            at = np.minimum(np.searchsorted(self._sorted, probe), len(self._sorted) - 1)
+            found = (self._sorted[at] == probe) if len(self._sorted) else np.zeros(len(probe),
+                                                                                  dtype=bool)
+            return pa.array(found & values.is_valid().to_numpy(zero_copy_only=False))
+        if self.keys.num_columns == 1:
+            hit = pc.is_in(values, value_set=self.keys.column(0).combine_chunks())
+            return pc.fill_null(hit, False)
+        marker = "__floe_matched"
+        flagged = self.keys.append_column(marker, pa.repeat(True, self.keys.num_rows))
+        joined = rows.append_column(_ROW_INDEX, pa.array(range(rows.num_rows), pa.int64())
+                                    ).join(flagged, self.keys.column_names,
+                                           join_type="left outer")
+        return pc.fill_null(joined.sort_by(_ROW_INDEX)[marker], False)
