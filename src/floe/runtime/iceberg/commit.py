@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,8 @@ from floe.runtime.iceberg.history import (
     HISTORY_OPENED,
     VALID_FROM,
     HistoryInputError,
-    history_write,
+    prepare,
+    rebuild_columnar,
     with_history_fields,
 )
 from floe.runtime.iceberg.keyset import KeySet, key_range
@@ -153,7 +154,11 @@ def _fence(current: str | None, load: TableLoad) -> None:
             "the committed state")
 
 
-def _overwrite(tx: Transaction, io: FileIO, data: pa.Table | pa.RecordBatchReader,
+Rebuild = Callable[[pa.Table], pa.Table]
+
+
+def _overwrite(tx: Transaction, io: FileIO,
+               data: pa.Table | pa.RecordBatchReader | Rebuild,
                props: dict[str, str], match: pa.Table | None = None) -> None:
     """Rows whose key is in ``match`` out (every row when it is None), ``data`` in, as ONE
     overwrite snapshot.
@@ -168,8 +173,12 @@ def _overwrite(tx: Transaction, io: FileIO, data: pa.Table | pa.RecordBatchReade
     the candidates are matched by key in Arrow, and only files holding a matched key are
     touched: rewritten without those rows (copy-on-write), or, on a merge-on-read table, given
     a position-delete file (see ``position_deletes``).
+
+    ``data`` may be a function of the rows taken out (a history load rebuilds the touched
+    keys' timelines from their versions): they are read once, by this pass.
     """
     metadata = tx.table_metadata
+    removed_rows = schema_to_pyarrow(metadata.schema()).empty_table()
     with RowLevelOverwrite(tx, io, props) as snapshot:
         if match is None:
             if metadata.current_snapshot() is not None:
@@ -178,9 +187,14 @@ def _overwrite(tx: Transaction, io: FileIO, data: pa.Table | pa.RecordBatchReade
                     for delete_file in task.delete_files:
                         snapshot.remove_delete_file(delete_file)
         else:
-            with RemovedRows(io, metadata) as removed:
+            with RemovedRows(io, metadata, keep=callable(data)) as removed:
                 _replace_rows(tx, io, snapshot, removed, KeySet(match), key_range(match))
             snapshot.snapshot_properties = {**props, **removed.properties()}
+            if removed.kept:
+                removed_rows = pa.concat_tables(removed.kept)
+        if callable(data):
+            data = data(removed_rows)
+            snapshot.snapshot_properties = {**snapshot.snapshot_properties, **props}
         if not isinstance(data, pa.Table) or data.num_rows:  # no empty file when only deleting
             for data_file in data_files(metadata, io, data, uuid.uuid4(), itertools.count(0)):
                 snapshot.append_data_file(data_file)
@@ -225,8 +239,9 @@ def _replace_rows(tx: Transaction, io: FileIO, snapshot: RowLevelOverwrite,
 
 def _write_history(tx: Transaction, table: Table, load: TableLoad, incoming: pa.Schema,
                    plan: SchemaPlan, props: dict[str, str]) -> None:
-    """merge_strategy scd2: the touched keys' timelines rebuilt and replaced in one overwrite
-    (see history.py); versions opened and closed go into the snapshot's summary."""
+    """merge_strategy scd2: the touched keys' timelines rebuilt from the versions the merge
+    takes out, and written back, in one overwrite (see history.py); versions opened and
+    closed go into the snapshot's summary."""
     assert load.history is not None
     fresh = load.write_mode == "replace"  # --full-refresh: history starts again
     if not fresh and table.current_snapshot() is not None \
@@ -234,14 +249,22 @@ def _write_history(tx: Transaction, table: Table, load: TableLoad, incoming: pa.
         raise HistoryInputError(
             f"{'.'.join(load.identifier)} holds one row per key (loaded without history): "
             "merge_strategy scd2 starts its history with floe run --full-refresh")
-    write = history_write(table, schema_to_pyarrow(tx.table_metadata.schema()),
-                          conform(plan.read_all(load.files, incoming), tx), load.primary_key,
-                          load.history, load.delete_column, dt.datetime.now(dt.UTC), fresh,
-                          load.truncated_at)
-    props.update({HISTORY_OPENED: str(write.opened), HISTORY_CLOSED: str(write.closed)})
-    if fresh or write.replaced.num_rows:
-        _overwrite(tx, table.io, sort_rows(write.rows, load.sort_by), props,
-                   match=None if fresh else write.replaced)
+    ready = prepare(table, conform(plan.read_all(load.files, incoming), tx), load.primary_key,
+                    load.history, load.delete_column, dt.datetime.now(dt.UTC), fresh,
+                    load.truncated_at)
+    target = schema_to_pyarrow(tx.table_metadata.schema())
+
+    def rebuild(existing: pa.Table) -> pa.Table:
+        rows, opened, closed = rebuild_columnar(
+            existing, ready.incoming, ready.starts, ready.deleted, load.primary_key,
+            load.history.track_columns if load.history else (), ready.retired, target)
+        props.update({HISTORY_OPENED: str(opened), HISTORY_CLOSED: str(closed)})
+        return sort_rows(rows, load.sort_by)
+
+    if fresh or ready.replaced.num_rows:
+        _overwrite(tx, table.io, rebuild, props, match=None if fresh else ready.replaced)
+    else:
+        props.update({HISTORY_OPENED: "0", HISTORY_CLOSED: "0"})
 
 
 def _write(tx: Transaction, io: FileIO, load: TableLoad, incoming: pa.Schema, plan: SchemaPlan,

@@ -28,7 +28,6 @@ from pyiceberg.table import Table
 
 from floe.artifacts import HistoryConfig
 from floe.runtime.canonical import column_hashes, row_hashes
-from floe.runtime.iceberg.keyset import KeySet, key_range
 from floe.runtime.iceberg.merge_load import marked
 from floe.runtime.ingestion.errors import PipelineConfigurationError
 
@@ -190,50 +189,42 @@ def current_keys(rows: pa.Table, keys: Sequence[str]) -> list[Key]:
 
 
 @dataclass(frozen=True)
-class HistoryWrite:
-    """What a history load writes: the touched keys' rebuilt timelines, the keys whose rows
-    they replace, and the versions opened and closed (for the snapshot and Dagster)."""
+class HistoryLoad:
+    """A load ready to be placed in history: its rows, their source times and delete marks,
+    the keys whose versions it replaces, and the keys it closes without a row."""
 
-    rows: pa.Table
+    incoming: pa.Table
+    starts: pa.Array
+    deleted: pa.Array
     replaced: pa.Table
-    opened: int
-    closed: int
+    retired: list[tuple[Key, dt.datetime]]
 
 
-def history_write(table: Table, target: pa.Schema, rows: pa.Table, keys: Sequence[str],
-                  config: HistoryConfig, marker: str | None, load_time: dt.datetime,
-                  fresh: bool = False, truncated_at: dt.datetime | None = None
-                  ) -> HistoryWrite:
-    """The load ``rows`` placed in the history of ``table`` (its state before this commit;
-    ``fresh``: a full refresh, history starts again; ``truncated_at``: the source emptied the
-    table then, closing every version current at that time); ``target`` is the table's Arrow
-    schema after this load's schema changes."""
+def prepare(table: Table, rows: pa.Table, keys: Sequence[str], config: HistoryConfig,
+            marker: str | None, load_time: dt.datetime, fresh: bool = False,
+            truncated_at: dt.datetime | None = None) -> HistoryLoad:
+    """The load ``rows`` for ``table`` (its state before this commit; ``fresh``: a full
+    refresh, history starts again; ``truncated_at``: the source emptied the table then,
+    closing every version current at that time)."""
     name = ".".join(table.name()[-2:])
     starts = valid_from_values(rows, config, name, load_time)
-    deleted = (marked(rows[marker]).to_pylist() if marker and marker in rows.column_names
-               else [False] * rows.num_rows)
+    deleted = (marked(rows[marker]) if marker and marker in rows.column_names
+               else pa.array(np.zeros(rows.num_rows, bool)))
     incoming = rows.drop_columns([c for c in HISTORY_COLUMNS if c in rows.column_names])
     touched = incoming.select(list(keys)).group_by(list(keys), use_threads=False).aggregate([])
-    existing = target.empty_table()
     retired: list[tuple[Key, dt.datetime]] = []
     replaced = touched
-    if table.current_snapshot() is not None and not fresh:
-        if config.retire_absent or truncated_at is not None:
-            now = table.scan(row_filter=EqualTo(term=IS_CURRENT, value=True),
-                             selected_fields=tuple(keys)).to_arrow()
-            sent = {tuple(r[k] for k in keys) for r in touched.to_pylist()}
-            retired = [(k, truncated_at) for k in current_keys(now, keys)] \
-                if truncated_at is not None else \
-                [(k, load_time) for k in current_keys(now, keys) if k not in sent]
+    if table.current_snapshot() is not None and not fresh and (
+            config.retire_absent or truncated_at is not None):
+        now = table.scan(row_filter=EqualTo(term=IS_CURRENT, value=True),
+                         selected_fields=tuple(keys)).to_arrow()
+        sent = {tuple(r[k] for k in keys) for r in touched.to_pylist()}
+        retired = [(k, truncated_at) for k in current_keys(now, keys)] \
+            if truncated_at is not None else \
+            [(k, load_time) for k in current_keys(now, keys) if k not in sent]
         if retired:
             replaced = pa.concat_tables([touched, pa.table(
                 {k: pa.array([r[0][i] for r in retired], touched.schema.field(k).type)
                  for i, k in enumerate(keys)})])
             replaced = replaced.group_by(list(keys), use_threads=False).aggregate([])
-        if replaced.num_rows:  # files by the first key's range, rows by the keys (keyset.py)
-            candidates = table.scan(row_filter=key_range(replaced)).to_arrow()
-            existing = candidates.filter(KeySet(replaced).hits(candidates))
-    out, opened, closed = rebuild_columnar(
-        existing, incoming, starts, pa.array(deleted, pa.bool_()), keys, config.track_columns,
-        retired, target)
-    return HistoryWrite(out, replaced, opened, closed)
+    return HistoryLoad(incoming, starts, pa.array(deleted, pa.bool_()), replaced, retired)

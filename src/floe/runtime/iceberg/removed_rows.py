@@ -37,7 +37,7 @@ COMPACTION_PROPERTY = "floe.compaction"
 class RemovedRows:
     """Streams the rows a merge removes into one Parquet file (bounded memory)."""
 
-    def __init__(self, io: FileIO, metadata: TableMetadata) -> None:
+    def __init__(self, io: FileIO, metadata: TableMetadata, keep: bool = False) -> None:
         self.rewrite_id = uuid.uuid4()
         where = load_location_provider(metadata.location, metadata.properties)
         self.path = where.new_data_location(f"floe-removed-{self.rewrite_id}.parquet")
@@ -47,6 +47,7 @@ class RemovedRows:
         self._stream = io.new_output(self.path).create(overwrite=True)
         self._writer = pq.ParquetWriter(self._stream, self._schema)
         self.count = 0
+        self.kept: list[pa.Table] | None = [] if keep else None  # a history load's versions
 
     def properties(self) -> dict[str, str]:
         return {REMOVED_ROWS_PROPERTY: self.path, REWRITE_ID_PROPERTY: str(self.rewrite_id),
@@ -54,8 +55,11 @@ class RemovedRows:
 
     def add(self, rows: pa.Table) -> None:
         if rows.num_rows:
-            self._writer.write_table(rows.cast(self._schema))
+            typed = rows.cast(self._schema)
+            self._writer.write_table(typed)
             self.count += rows.num_rows
+            if self.kept is not None:
+                self.kept.append(typed)
 
     def __enter__(self) -> RemovedRows:
         return self
