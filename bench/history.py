@@ -6,8 +6,13 @@ baselines measured in the same run.
 2. reading the history table as of an instant (``versions_at``: what ``floe show --as-of`` and
    ``floe.as_of`` read), against one full scan of it.  Goal <= 0.5x (the issue measures this
    on 10M versions; ``--rows`` sets the size).
+3. 1M binlog changes (60% updates, 20% inserts, 20% deletes) on a 1M-row MariaDB table into a
+   ``mysql_cdc`` history table, against the same changes into a plain ``mysql_cdc`` table,
+   each a ``floe run`` in a child process (its peak RSS measured alone).  Goals <= 1.5x,
+   peak RSS < 1.2 GB.
 
     .venv/bin/python bench/history.py [--rows 1000000] [--closed 200000] [--changed 10000]
+                                      [--cdc-rows 1000000]
 """
 
 from __future__ import annotations
@@ -57,13 +62,71 @@ def load(catalog: Catalog, root: Path, table: str, data: pa.Table, history: bool
     return time.perf_counter() - started
 
 
+CDC_YAML = """\
+apiVersion: floe.dev/v1
+kind: DataProduct
+metadata: {name: bench, version: 1.0.0}
+sources:
+  - name: plain
+    source_type: mysql_cdc
+    destination_table: plain
+    source_config: {credentials: "{{ secret('MY_URL') }}", tables: [events]}
+  - name: history
+    source_type: mysql_cdc
+    merge_strategy: scd2
+    destination_table: history
+    source_config: {credentials: "{{ secret('MY_URL') }}", tables: [events]}
+"""
+
+
+def cdc_child(root: Path, port: int, source: str) -> None:
+    from bench.runs import timed_run
+    from tests.servers import MariaDB
+
+    result, seconds = timed_run(root, source, {"MY_URL": MariaDB(port=port, socket="").url})
+    print(f"{sum(t.rows_loaded for t in result.tables)} {seconds:.3f}")
+
+
+def cdc_history(rows_count: int) -> None:
+    from bench.cdc_mysql import COLUMNS, TABLE, changes
+    from bench.child import run_measured
+    from bench.runs import timed_run
+    from tests.servers import mariadb_server
+
+    with mariadb_server() as db, tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "floe.yaml").write_text(CDC_YAML)
+        db.execute(TABLE + f"INSERT INTO events SELECT {COLUMNS} FROM seq_1_to_{rows_count};")
+        for source in ("plain", "history"):  # the first copies
+            timed_run(root, source, {"MY_URL": db.url})
+        changes(db, rows_count, rows_count, 10 * rows_count, deleted=4)
+        measured = {}
+        for source in ("plain", "history"):
+            output, peak = run_measured([sys.executable, __file__, "--cdc-child", str(root),
+                                         "--port", str(db.port), "--source", source])
+            applied, seconds = output.split()[-2:]
+            measured[source] = (int(applied), float(seconds), peak)
+    (changed, plain, plain_mb), (_, history, history_mb) = measured["plain"], measured["history"]
+    print(f"3. {changed:,} binlog changes into a mysql_cdc history table: {history:.1f} s "
+          f"in-process, peak RSS {history_mb:,.0f} MB vs into a plain mysql_cdc table "
+          f"{plain:.1f} s, {plain_mb:,.0f} MB: {history / plain:.2f}x (goals <= 1.5x, "
+          "< 1,229 MB)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--closed", type=int, default=200_000)
     parser.add_argument("--changed", type=int, default=10_000)
+    parser.add_argument("--cdc-rows", type=int, default=1_000_000)
+    parser.add_argument("--cdc-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--source", help=argparse.SUPPRESS)
     args = parser.parse_args()
     configure_logging("warning")
+    if args.cdc_child:
+        cdc_child(args.cdc_child, args.port, args.source)
+        return
     chance = np.random.default_rng(7)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -94,6 +157,7 @@ def main() -> None:
         print(f"2. as of {instant:%Y-%m-%d %H:%M} on {versions:,} versions ({whole.num_rows:,} "
               f"read by a full scan): {as_of:.2f} s vs the full scan {scan:.2f} s: "
               f"{as_of / scan:.2f}x (goal <= 0.5x)")
+    cdc_history(args.cdc_rows)
 
 
 if __name__ == "__main__":
