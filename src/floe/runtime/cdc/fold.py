@@ -146,6 +146,10 @@ class TableFold:
 
     def upsert(self, names: tuple[str, ...], values: tuple[Any, ...], lsn: int,
                committed_at: dt.datetime) -> None:
+        if self.history:  # every change is kept (the log); the latest-per-key map is not
+            self.log.append(_Logged(names, values, lsn, committed_at, False))
+            self.changes += 1
+            return
         key = self.key_of(names, values)
         if UNCHANGED in values:
             before = self.versions.get(key)
@@ -154,15 +158,14 @@ class TableFold:
                                for n, v in zip(names, values, strict=True))
         self.versions[key] = _Version(names, values, lsn, committed_at)
         self.changes += 1
-        if self.history:
-            self.log.append(_Logged(names, values, lsn, committed_at, False))
 
     def delete(self, names: tuple[str, ...], old: tuple[Any, ...], lsn: int,
                committed_at: dt.datetime) -> None:
-        self.versions[self.key_of(names, old)] = _Version(names, None, lsn, committed_at)
         self.changes += 1
         if self.history:
             self.log.append(_Logged(names, old, lsn, committed_at, True))
+            return
+        self.versions[self.key_of(names, old)] = _Version(names, None, lsn, committed_at)
 
     def truncate(self, at: dt.datetime | None = None) -> None:
         self.versions.clear()
@@ -296,6 +299,7 @@ class TableFold:
     def release(self) -> None:
         """Free the folded rows once written (before the commit reads Bronze's files)."""
         self.versions = {}
+        self.log = []
         self.base = CopyParts(None, self.name)
 
     def keys_table(self, keys: Sequence[Key]) -> pa.Table:

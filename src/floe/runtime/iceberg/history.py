@@ -125,6 +125,7 @@ def rebuild_columnar(existing: pa.Table, incoming: pa.Table, incoming_from: pa.A
         columns[_TOMB] = pa.array(np.ones(len(retired), bool))
         parts.append(pa.table(columns))
     events = pa.concat_tables(parts, promote_options="permissive")
+    del parts, base, rows, existing  # each copy of the rows is let go as soon as it is used
     events = events.append_column(_ORDER, pa.array(np.arange(events.num_rows), pa.int64()))
     events = events.sort_by([(k, "ascending") for k in (*keys, _AT, _ORDER)])
     count = events.num_rows
@@ -139,10 +140,12 @@ def rebuild_columnar(existing: pa.Table, incoming: pa.Table, incoming_from: pa.A
     if count > 1:
         drop[1:] = same_key[1:] & ~tomb[1:] & ~tomb[:-1] & (hashed[1:] == hashed[:-1])
     kept = events.filter(pa.array(~drop))
+    del events
     valid_to = pc.if_else(pa.array(_same_as_next(kept, keys)), _shifted(kept[_AT], time),
                           pa.scalar(None, time))
     live = pa.array(~pc.fill_null(kept[_TOMB], False).to_numpy(zero_copy_only=False))
     versions = kept.append_column(VALID_TO, valid_to).filter(live)
+    del kept
     # a version closed at the instant it opened (two changes in one transaction, or at one
     # source time) was valid at no instant: no as-of read can see it, so it is not kept
     visible = pc.or_kleene(pc.is_null(versions[VALID_TO]),
