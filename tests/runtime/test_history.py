@@ -238,3 +238,58 @@ def test_a_valid_from_column_the_load_cannot_use_is_named_and_nothing_commits(
     assert "history.valid_from_column email: bronze.people.email is string, not a timestamp " \
         "or date" in text.errors[0], text.errors
     assert len(project.catalog().load_table(("bronze", "people")).snapshots()) == snapshots
+
+
+def test_a_partitioned_history_table_keeps_its_versions_in_its_partitions(
+        tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    project.write(FILES.replace("    primary_key: id\n",
+                                "    primary_key: id\n    partition_by: [bucket(4, id)]\n"))
+    _drop(tmp_path, "1.jsonl", [{"id": i, "email": f"{i}@x", "updated_at": "2024-01-01T00:00:00"}
+                                for i in range(1, 9)])
+    assert project.run("people").success
+    _drop(tmp_path, "2.jsonl", [{"id": i, "email": f"{i}@y", "updated_at": "2024-02-01T00:00:00"}
+                                for i in (2, 5)])
+    assert project.run("people").success
+    table = project.catalog().load_table(("bronze", "people"))
+    assert [f.transform.__class__.__name__ for f in table.spec().fields] == ["BucketTransform"]
+    rows = project.read("bronze.people")
+    assert len(rows) == 10
+    assert sorted(r["id"] for r in rows if not r["_floe_is_current"]) == [2, 5]
+    assert _timeline(project, 5) == [("5@x", _t("2024-01-01"), _t("2024-02-01"), False),
+                                     ("5@y", _t("2024-02-01"), None, True)]
+
+
+def test_two_history_runs_overlapping_are_fenced(tmp_path: Path, monkeypatch: Any) -> None:
+    """Run B reads, then run A (started later) commits first: B writes nothing, so no version
+    is closed twice or opened twice."""
+    import sqlite3
+
+    from floe.runtime.iceberg import commit as commit_module
+    from floe.runtime.ingestion import runner
+
+    with sqlite3.connect(tmp_path / "crm.db") as db:
+        db.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, plan TEXT)")
+        db.executemany("INSERT INTO accounts VALUES (?, ?)", [(1, "free"), (2, "pro")])
+    project = Project(tmp_path)
+    project.write(SQLITE)
+    assert project.run("accounts").success
+    with sqlite3.connect(tmp_path / "crm.db") as db:
+        db.execute("UPDATE accounts SET plan = 'team' WHERE id = 1")
+    real = commit_module.commit_table_load
+    raced: list[bool] = []
+
+    def other_run_commits_first(catalog: Any, load: Any, attempts: int = 5) -> Any:
+        if not raced:
+            raced.append(True)
+            monkeypatch.setattr(runner, "commit_table_load", real)
+            assert project.run("accounts").success
+        return real(catalog, load, attempts)
+
+    monkeypatch.setattr(runner, "commit_table_load", other_run_commits_first)
+    loser = project.run("accounts")
+    assert not loser.success
+    assert "another run of this source committed to bronze.accounts first" in loser.errors[0]
+    rows = project.read("bronze.accounts")
+    assert sorted((r["id"], r["plan"], r["_floe_is_current"]) for r in rows) == [
+        (1, "free", False), (1, "team", True), (2, "pro", True)]
