@@ -209,6 +209,8 @@ class TableFold:
 
     def _columns(self, rows: list[tuple[tuple[str, ...], tuple[Any, ...]]]
                  ) -> dict[str, pa.Array]:
+        """Rows given as (their names, their values) as Arrow columns of the fold's types: a
+        column a row does not name is null in it."""
         positions: dict[tuple[str, ...], dict[str, int]] = {}
         for names, _ in rows:
             if names not in positions:
@@ -279,17 +281,7 @@ class TableFold:
                 continue
             lsns.append(version.lsn)
             times.append(version.committed_at)
-        positions: dict[tuple[str, ...], dict[str, int]] = {}
-        for names, _ in kept:
-            if names not in positions:
-                positions[names] = {n: i for i, n in enumerate(names)}
-        columns = {}
-        for name, kind in self.types.items():
-            values = [None if (at := positions[names].get(name)) is None else row_values[at]
-                      for names, row_values in kept]
-            if pa.types.is_string(kind) or pa.types.is_floating(kind):  # text and Decimals
-                values = [_plain(v, kind) for v in values]
-            columns[name] = pa.array(values, kind)
+        columns = self._columns(kept)
         columns[self.position_column] = pa.array(lsns, pa.int64())
         columns[COMMITTED_COLUMN] = pa.array(times, _TIMESTAMP)
         if soft_deleted is not None:
