@@ -223,6 +223,29 @@ def items(version: int):
         ("a", 2), ("b", 2)]
 
 
+def test_a_python_source_keeps_history_with_scd2(tmp_path: Path, api: Api) -> None:
+    module = """\
+import dlt
+
+@dlt.resource
+def items(version: int):
+    yield [{"sku": "a", "qty": version}, {"sku": "b", "qty": 1}]
+"""
+    project = _project(tmp_path, api, function="sources.shop:items", module=module,
+                       extra="    write_mode: merge\n    merge_strategy: scd2\n"
+                             "    primary_key: sku\n")
+    text = (tmp_path / "floe.yaml").read_text().replace(
+        f'args: {{base_url: "{api.url}", api_key: "{{{{ secret(\'SHOP_KEY\') }}}}"}}',
+        "args: {version: 1}")
+    (tmp_path / "floe.yaml").write_text(text)
+    assert project.run("shop").success
+    (tmp_path / "floe.yaml").write_text(text.replace("version: 1", "version: 2"))
+    assert project.run("shop").success
+    rows = sorted((r["sku"], r["qty"], r["_floe_is_current"])
+                  for r in project.read("bronze.items", "sku"))
+    assert rows == [("a", 1, False), ("a", 2, True), ("b", 1, True)]
+
+
 def test_user_code_failing_on_page_3_commits_nothing(tmp_path: Path, api: Api) -> None:
     api.rows += [{"id": i, "name": f"n{i}", "updated_at": i} for i in range(4, 8)]
     project = _project(tmp_path, api, config="resources: [customers]\n")

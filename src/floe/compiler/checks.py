@@ -218,10 +218,6 @@ def _check_history(source: dict[str, Any], defaults: dict[str, Any], path: KeyPa
             "does not use", "add `merge_strategy: scd2` (with write_mode merge), or remove "
             "history", at_key=True)
         return
-    if strategy == "scd2" and source.get("source_type") == "python":
-        yield where.diagnostic(
-            (*path, "merge_strategy"), "merge_strategy scd2 is not available for python "
-            "sources yet", "use upsert, or a sql_database / filesystem / rest_api / CDC source")
     if not isinstance(history, dict):
         return
     if source.get("source_type") in CDC_SOURCE_TYPES:
