@@ -293,3 +293,22 @@ def test_two_history_runs_overlapping_are_fenced(tmp_path: Path, monkeypatch: An
     rows = project.read("bronze.accounts")
     assert sorted((r["id"], r["plan"], r["_floe_is_current"]) for r in rows) == [
         (1, "free", False), (1, "team", True), (2, "pro", True)]
+
+
+def test_floe_changes_tells_versions_opened_and_closed(tmp_path: Path) -> None:
+    import floe
+
+    project = Project(tmp_path)
+    project.write(FILES)
+    _drop(tmp_path, "1.jsonl", [{"id": 1, "email": "a@x", "updated_at": "2024-01-01T00:00:00"},
+                                {"id": 2, "email": "b@x", "updated_at": "2024-01-01T00:00:00"}])
+    assert project.run("people").success
+    before = project.catalog().load_table(("bronze", "people")).current_snapshot()
+    _drop(tmp_path, "2.jsonl", [{"id": 1, "email": "a2@x", "updated_at": "2024-02-01T00:00:00"},
+                                {"id": 3, "email": "c@x", "updated_at": "2024-02-01T00:00:00"}])
+    assert project.run("people").success
+    found = floe.changes("bronze.people", since=before.snapshot_id,
+                         artifacts=project.root / "target" / "compiled_artifacts.json")
+    assert sorted((r["_change_type"], r["id"], r["email"], r["_floe_valid_to"] is None)
+                  for r in found.to_pylist()) == [
+        ("closed", 1, "a@x", False), ("opened", 1, "a2@x", True), ("opened", 3, "c@x", True)]

@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from floe.errors import FloeError
-from floe.runtime.iceberg.diff import SnapshotGoneError, diff, no_changes
+from floe.runtime.iceberg.diff import CHANGE_TYPE, SnapshotGoneError, diff, no_changes
+from floe.runtime.iceberg.history import label_changes
 from floe.runtime.project import load_project, require_environment
 
 CONSUMER_PREFIX = "floe.consumer."
@@ -76,6 +77,7 @@ def table_changes(table: Table, since: str | int | dt.datetime | None = None,
                 "consumer name (it starts with every current row as an insert)" if consumer
                 else "read from a snapshot that `floe show` still lists")
         raise FloeError(f"{exc}; {hint}") from None
+    result = label_changes(result, CHANGE_TYPE)
     if consumer is not None:
         current = table.current_snapshot()
         position = end if end is not None else (current.snapshot_id if current else None)

@@ -231,3 +231,30 @@ def prepare(table: Table, rows: pa.Table, keys: Sequence[str], config: HistoryCo
                  for i, k in enumerate(keys)})])
             replaced = replaced.group_by(list(keys), use_threads=False).aggregate([])
     return HistoryLoad(incoming, starts, pa.array(deleted, pa.bool_()), replaced, retired)
+
+
+def label_changes(changes: pa.Table, change_type: str) -> pa.Table:
+    """``floe changes`` on a history table, in its terms: a version closed by a load shows as
+    its old (open) row deleted and the same row written back with its ``valid_to``; that pair
+    becomes one ``closed`` row (the closed version), and a new version ``opened``.  Other
+    deletes (a full refresh) stay ``delete``."""
+    if VALID_FROM not in changes.column_names or not changes.num_rows:
+        return changes
+    same = [n for n in changes.column_names
+            if n not in (VALID_TO, IS_CURRENT) and not n.startswith("_change")]
+    hashed = row_hashes([column_hashes(changes[n]) for n in same])
+    kinds = changes[change_type].to_pylist()
+    inserted = {h for h, k in zip(hashed.tolist(), kinds, strict=True) if k == "insert"}
+    deleted = {h for h, k in zip(hashed.tolist(), kinds, strict=True) if k == "delete"}
+    labels: list[str] = []
+    keep: list[bool] = []
+    for h, kind in zip(hashed.tolist(), kinds, strict=True):
+        if kind == "delete":
+            keep.append(h not in inserted)  # re-written closed: the insert tells it
+            labels.append("delete")
+        else:
+            keep.append(True)
+            labels.append("closed" if h in deleted else "opened")
+    position = changes.column_names.index(change_type)
+    labelled = changes.set_column(position, change_type, pa.array(labels, pa.string()))
+    return labelled.filter(pa.array(keep))
