@@ -3,9 +3,9 @@ baselines measured in the same run.
 
 1. 10k changed keys into a history table of 1M current + 200k closed versions, against the
    same 10k as an upsert merge into a 1M-row table.  Goal <= 1.5x.
-2. reading the history table as of an instant (``versions_at``: what ``floe show --as-of`` and
-   ``floe.as_of`` read), against one full scan of it.  Goal <= 0.5x (the issue measures this
-   on 10M versions; ``--rows`` sets the size).
+2. reading a deep history as of an instant (``versions_at``: what ``floe show --as-of`` and
+   ``floe.as_of`` read), against one full scan of it: ``--keys`` keys changed ``--depth``
+   times (10M versions with ``--keys 1000000``), read as of the middle.  Goal <= 0.5x.
 3. 1M binlog changes (60% updates, 20% inserts, 20% deletes) on a 1M-row MariaDB table into a
    ``mysql_cdc`` history table, against the same changes into a plain ``mysql_cdc`` table,
    each a ``floe run`` in a child process (its peak RSS measured alone).  Goals <= 1.5x,
@@ -118,6 +118,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--closed", type=int, default=200_000)
     parser.add_argument("--changed", type=int, default=10_000)
+    parser.add_argument("--keys", type=int, default=200_000)
+    parser.add_argument("--depth", type=int, default=10)
     parser.add_argument("--cdc-rows", type=int, default=1_000_000)
     parser.add_argument("--cdc-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -134,29 +136,32 @@ def main() -> None:
                              warehouse=(root / "w").as_uri())
         catalog.create_namespace("b")
         every = np.arange(args.rows, dtype=np.int64)
-        for name, history in (("history", True), ("latest", False)):
+        for name, history in (("history", True), ("latest", False)):  # 1.
             load(catalog, root, name, rows(every, 0), history, 0)
             load(catalog, root, name, rows(np.sort(chance.choice(every, args.closed, False)), 1),
                  history, 1)
         changed = np.sort(chance.choice(every, args.changed, replace=False))
         upsert = load(catalog, root, "latest", rows(changed, 2), False, 2)
         scd2 = load(catalog, root, "history", rows(changed, 2), True, 2)
-        table = catalog.load_table(("b", "history"))
-        versions = table.scan().count()
         print(f"1. {args.changed:,} changed keys into a history table of {args.rows:,} current "
               f"+ {args.closed:,} closed versions: {scd2:.2f} s vs the same as an upsert merge "
               f"{upsert:.2f} s: {scd2 / upsert:.2f}x (goal <= 1.5x)")
+        keys = np.arange(args.keys, dtype=np.int64)
+        for version in range(args.depth):
+            load(catalog, root, "deep", rows(keys, version), True, 10 + version)
+        table = catalog.load_table(("b", "deep"))
+        versions = table.scan().count()
         started = time.perf_counter()
         whole = table.scan().to_arrow()
         scan = time.perf_counter() - started
-        instant = START + dt.timedelta(days=1, hours=12)
+        instant = START + dt.timedelta(days=args.depth // 2, hours=12)
         started = time.perf_counter()
         valid = versions_at(table, instant)
         as_of = time.perf_counter() - started
-        assert valid.num_rows == args.rows, valid.num_rows
-        print(f"2. as of {instant:%Y-%m-%d %H:%M} on {versions:,} versions ({whole.num_rows:,} "
-              f"read by a full scan): {as_of:.2f} s vs the full scan {scan:.2f} s: "
-              f"{as_of / scan:.2f}x (goal <= 0.5x)")
+        assert valid.num_rows == args.keys, valid.num_rows
+        print(f"2. as of {instant:%Y-%m-%d %H:%M} on {versions:,} versions ({args.keys:,} keys "
+              f"x {args.depth}; {whole.num_rows:,} read by a full scan): {as_of:.2f} s vs the "
+              f"full scan {scan:.2f} s: {as_of / scan:.2f}x (goal <= 0.5x)")
     cdc_history(args.cdc_rows)
 
 

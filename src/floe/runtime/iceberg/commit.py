@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
@@ -43,6 +44,7 @@ from floe.runtime.iceberg.evolution import SchemaPlan, plan_schema
 from floe.runtime.iceberg.history import (
     HISTORY_CLOSED,
     HISTORY_OPENED,
+    IS_CURRENT,
     VALID_FROM,
     HistoryInputError,
     prepare,
@@ -154,11 +156,11 @@ def _fence(current: str | None, load: TableLoad) -> None:
             "the committed state")
 
 
-Rebuild = Callable[[pa.Table], pa.Table]
+Rebuild = Callable[[pa.Table], list[pa.Table]]
 
 
 def _overwrite(tx: Transaction, io: FileIO,
-               data: pa.Table | pa.RecordBatchReader | Rebuild,
+               data: pa.Table | pa.RecordBatchReader | list[pa.Table] | Rebuild,
                props: dict[str, str], match: pa.Table | None = None) -> None:
     """Rows whose key is in ``match`` out (every row when it is None), ``data`` in, as ONE
     overwrite snapshot.
@@ -175,7 +177,8 @@ def _overwrite(tx: Transaction, io: FileIO,
     a position-delete file (see ``position_deletes``).
 
     ``data`` may be a function of the rows taken out (a history load rebuilds the touched
-    keys' timelines from their versions): they are read once, by this pass.
+    keys' timelines from their versions): they are read once, by this pass.  A list of tables
+    is written part by part, each into files of its own.
     """
     metadata = tx.table_metadata
     removed_rows = schema_to_pyarrow(metadata.schema()).empty_table()
@@ -195,9 +198,12 @@ def _overwrite(tx: Transaction, io: FileIO,
         if callable(data):
             data = data(removed_rows)
             snapshot.snapshot_properties = {**snapshot.snapshot_properties, **props}
-        if not isinstance(data, pa.Table) or data.num_rows:  # no empty file when only deleting
-            for data_file in data_files(metadata, io, data, uuid.uuid4(), itertools.count(0)):
-                snapshot.append_data_file(data_file)
+        parts = data if isinstance(data, list) else [data]  # each part its own files
+        commit_uuid, counter = uuid.uuid4(), itertools.count(0)
+        for part in parts:
+            if not isinstance(part, pa.Table) or part.num_rows:  # no empty file
+                for data_file in data_files(metadata, io, part, commit_uuid, counter):
+                    snapshot.append_data_file(data_file)
 
 
 def _replace_rows(tx: Transaction, io: FileIO, snapshot: RowLevelOverwrite,
@@ -254,12 +260,16 @@ def _write_history(tx: Transaction, table: Table, load: TableLoad, incoming: pa.
                     load.truncated_at)
     target = schema_to_pyarrow(tx.table_metadata.schema())
 
-    def rebuild(existing: pa.Table) -> pa.Table:
+    def rebuild(existing: pa.Table) -> list[pa.Table]:
         rows, opened, closed = rebuild_columnar(
             existing, ready.incoming, ready.starts, ready.deleted, load.primary_key,
             load.history.track_columns if load.history else (), ready.retired, target)
         props.update({HISTORY_OPENED: str(opened), HISTORY_CLOSED: str(closed)})
-        return sort_rows(rows, load.sort_by)
+        # closed versions and current ones in files of their own: the closed ones' validity
+        # bounds are then tight, so an as-of read skips the files that end before its instant
+        current = rows[IS_CURRENT]
+        return [sort_rows(rows.filter(pc.invert(current)), load.sort_by),
+                sort_rows(rows.filter(current), load.sort_by)]
 
     if fresh or ready.replaced.num_rows:
         _overwrite(tx, table.io, rebuild, props, match=None if fresh else ready.replaced)

@@ -35,6 +35,7 @@ VALID_FROM = "_floe_valid_from"
 VALID_TO = "_floe_valid_to"
 IS_CURRENT = "_floe_is_current"
 HISTORY_COLUMNS = (VALID_FROM, VALID_TO, IS_CURRENT)
+STREAM_COMMIT_TIME = "_floe_committed_at"  # a CDC change's commit time, in stream order
 HISTORY_OPENED = "floe.history.versions-opened"  # snapshot summary: what a load did
 HISTORY_CLOSED = "floe.history.versions-closed"
 _TIME = pa.timestamp("us", tz="UTC")
@@ -217,10 +218,15 @@ def prepare(table: Table, rows: pa.Table, keys: Sequence[str], config: HistoryCo
     touched = incoming.select(list(keys)).group_by(list(keys), use_threads=False).aggregate([])
     retired: list[tuple[Key, dt.datetime]] = []
     replaced = touched
-    if table.current_snapshot() is not None and not fresh and (
-            config.retire_absent or truncated_at is not None):
-        now = table.scan(row_filter=EqualTo(term=IS_CURRENT, value=True),
-                         selected_fields=tuple(keys)).to_arrow()
+    if table.current_snapshot() is None or fresh:
+        return HistoryLoad(incoming, starts, pa.array(deleted, pa.bool_()), replaced, retired)
+    # only a source's own times can come late: a load's time, or a CDC stream's commit time,
+    # is never older than the versions before it
+    late = config.valid_from_column not in (None, STREAM_COMMIT_TIME)
+    now = table.scan(row_filter=EqualTo(term=IS_CURRENT, value=True),
+                     selected_fields=(*keys, VALID_FROM)).to_arrow() \
+        if late or config.retire_absent or truncated_at is not None else None
+    if now is not None and (config.retire_absent or truncated_at is not None):
         sent = {tuple(r[k] for k in keys) for r in touched.to_pylist()}
         retired = [(k, truncated_at) for k in current_keys(now, keys)] \
             if truncated_at is not None else \
@@ -230,7 +236,31 @@ def prepare(table: Table, rows: pa.Table, keys: Sequence[str], config: HistoryCo
                 {k: pa.array([r[0][i] for r in retired], touched.schema.field(k).type)
                  for i, k in enumerate(keys)})])
             replaced = replaced.group_by(list(keys), use_threads=False).aggregate([])
-    return HistoryLoad(incoming, starts, pa.array(deleted, pa.bool_()), replaced, retired)
+    return HistoryLoad(incoming, starts, pa.array(deleted, pa.bool_()),
+                       _versions_to_replace(replaced, incoming, starts, now, keys), retired)
+
+
+def _versions_to_replace(replaced: pa.Table, incoming: pa.Table, starts: pa.Array,
+                         now: pa.Table | None, keys: Sequence[str]) -> pa.Table:
+    """Which versions the load takes out and rebuilds, as (keys..., is_current) pairs: only
+    a touched key's current version, so closed history is never rewritten, except for keys
+    whose history the load reaches into (a row older than the key's current version, or a key
+    with no current version): all their versions.  (``now``: the current versions' keys and
+    valid_from; None: no row can come late.)"""
+    current = replaced.append_column(IS_CURRENT, pa.array(np.ones(replaced.num_rows, bool)))
+    if now is None or not replaced.num_rows:
+        return current
+    earliest = incoming.select(list(keys)).append_column(_AT, starts).group_by(
+        list(keys), use_threads=False).aggregate([(_AT, "min")])
+    joined = earliest.join(now.rename_columns([*keys, "__floe_current_from"]), list(keys),
+                           join_type="left outer")
+    reaches_back = pc.or_kleene(pc.is_null(joined["__floe_current_from"]),
+                                pc.less(joined[f"{_AT}_min"], joined["__floe_current_from"]))
+    whole = joined.filter(pc.fill_null(reaches_back, True)).select(list(keys))
+    if not whole.num_rows:
+        return current
+    closed = whole.append_column(IS_CURRENT, pa.array(np.zeros(whole.num_rows, bool)))
+    return pa.concat_tables([current, closed], promote_options="permissive")
 
 
 def label_changes(changes: pa.Table, change_type: str) -> pa.Table:

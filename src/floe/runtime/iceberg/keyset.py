@@ -65,7 +65,11 @@ class KeySet:
             hit = pc.is_in(values, value_set=self.keys.column(0).combine_chunks())
             return pc.fill_null(hit, False)
         marker = "__floe_matched"
-        flagged = self.keys.append_column(marker, pa.repeat(True, self.keys.num_rows))
+        keys = self.keys
+        wanted = pa.schema([rows.schema.field(n).with_nullable(True) for n in keys.column_names])
+        if keys.schema != wanted:  # a join wants the same types (string vs large_string)
+            keys = keys.cast(wanted)
+        flagged = keys.append_column(marker, pa.repeat(True, keys.num_rows))
         joined = rows.append_column(_ROW_INDEX, pa.array(range(rows.num_rows), pa.int64())
                                     ).join(flagged, self.keys.column_names,
                                            join_type="left outer")
