@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyiceberg.conversions import from_bytes
 from pyiceberg.expressions import EqualTo
 from pyiceberg.table import Table
+from pyiceberg.types import TimestamptzType
 
 from floe.artifacts import HistoryConfig
 from floe.runtime.canonical import column_hashes, row_hashes
@@ -223,6 +225,10 @@ def prepare(table: Table, rows: pa.Table, keys: Sequence[str], config: HistoryCo
     # only a source's own times can come late: a load's time, or a CDC stream's commit time,
     # is never older than the versions before it
     late = config.valid_from_column not in (None, STREAM_COMMIT_TIME)
+    if late and rows.num_rows:  # no row older than the newest version anywhere: none is late
+        newest = _newest_start(table)
+        earliest = pc.min(starts).as_py()
+        late = newest is None or earliest is None or earliest < newest
     now = table.scan(row_filter=EqualTo(term=IS_CURRENT, value=True),
                      selected_fields=(*keys, VALID_FROM)).to_arrow() \
         if late or config.retire_absent or truncated_at is not None else None
@@ -238,6 +244,21 @@ def prepare(table: Table, rows: pa.Table, keys: Sequence[str], config: HistoryCo
             replaced = replaced.group_by(list(keys), use_threads=False).aggregate([])
     return HistoryLoad(incoming, starts, pa.array(deleted, pa.bool_()),
                        _versions_to_replace(replaced, incoming, starts, now, keys), retired)
+
+
+def _newest_start(table: Table) -> dt.datetime | None:
+    """The newest ``valid_from`` in ``table``, from its data files' column bounds (no data
+    read; deleted rows may raise it, which only makes a load look late, never the reverse)."""
+    field_id = table.schema().find_field(VALID_FROM).field_id
+    newest: dt.datetime | None = None
+    for task in table.scan(selected_fields=(VALID_FROM,)).plan_files():
+        bound = (task.file.upper_bounds or {}).get(field_id)
+        if bound is None:
+            return None  # a file without bounds: cannot tell
+        micros = from_bytes(TimestamptzType(), bound)
+        value = dt.datetime.fromtimestamp(0, dt.UTC) + dt.timedelta(microseconds=int(micros))
+        newest = value if newest is None else max(newest, value)
+    return newest
 
 
 def _versions_to_replace(replaced: pa.Table, incoming: pa.Table, starts: pa.Array,

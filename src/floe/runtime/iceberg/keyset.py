@@ -42,25 +42,37 @@ class KeySet:
 
     One integer key (the usual case) is a sorted numpy array probed with ``searchsorted``:
     ~80 MB for 10M keys, where Arrow's ``is_in`` built a hash set of ~1 GB for every file.
-    Other keys use ``is_in`` (one column) or a join (several)."""
+    An integer key with a boolean flag (a history load's ``(id, _floe_is_current)``) is two
+    such arrays, one per flag value.  Other keys use ``is_in`` (one column) or a join."""
 
     def __init__(self, keys: pa.Table) -> None:
         self.keys = keys
         self.name = keys.column_names[0]
         column = keys.column(0)
         self._sorted: np.ndarray | None = None
-        if keys.num_columns == 1 and pa.types.is_integer(column.type) and not column.null_count:
-            self._sorted = np.sort(column.to_numpy().astype(np.int64, copy=False))
+        self._by_flag: dict[bool, np.ndarray] | None = None
+        plain = pa.types.is_integer(column.type) and not column.null_count
+        if keys.num_columns == 1 and plain:
+            self._sorted = _sorted(column)
+        elif keys.num_columns == 2 and plain and pa.types.is_boolean(keys.column(1).type) \
+                and not keys.column(1).null_count:
+            flag = keys.column(1).to_numpy(zero_copy_only=False)
+            ints = column.to_numpy().astype(np.int64, copy=False)
+            self._by_flag = {True: np.sort(ints[flag]), False: np.sort(ints[~flag])}
 
     def hits(self, rows: pa.Table) -> pa.Array | pa.ChunkedArray:
         """For each of ``rows``: is its key one of these (NULL keys never match)."""
         values = rows[self.name]
         if self._sorted is not None and pa.types.is_integer(values.type):
-            probe = pc.fill_null(values, 0).to_numpy().astype(np.int64, copy=False)
-            at = np.minimum(np.searchsorted(self._sorted, probe), len(self._sorted) - 1)
-            found = (self._sorted[at] == probe) if len(self._sorted) else np.zeros(len(probe),
-                                                                                  dtype=bool)
+            found = _probe(self._sorted, values)
             return pa.array(found & values.is_valid().to_numpy(zero_copy_only=False))
+        if self._by_flag is not None and pa.types.is_integer(values.type):
+            flags = rows[self.keys.column_names[1]]
+            flag = pc.fill_null(flags, False).to_numpy(zero_copy_only=False)
+            found = np.where(flag, _probe(self._by_flag[True], values),
+                             _probe(self._by_flag[False], values))
+            return pa.array(found & values.is_valid().to_numpy(zero_copy_only=False)
+                            & flags.is_valid().to_numpy(zero_copy_only=False))
         if self.keys.num_columns == 1:
             hit = pc.is_in(values, value_set=self.keys.column(0).combine_chunks())
             return pc.fill_null(hit, False)
@@ -74,3 +86,16 @@ class KeySet:
                                     ).join(flagged, self.keys.column_names,
                                            join_type="left outer")
         return pc.fill_null(joined.sort_by(_ROW_INDEX)[marker], False)
+
+
+def _sorted(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.sort(column.to_numpy().astype(np.int64, copy=False))
+
+
+def _probe(sorted_keys: np.ndarray, values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """For each value: is it in ``sorted_keys`` (nulls probe as 0; the caller masks them)."""
+    probe = pc.fill_null(values, 0).to_numpy().astype(np.int64, copy=False)
+    if not len(sorted_keys):
+        return np.zeros(len(probe), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, probe), len(sorted_keys) - 1)
+    return np.asarray(sorted_keys[at] == probe)
