@@ -232,6 +232,12 @@ def test_a_valid_from_column_the_load_cannot_use_is_named_and_nothing_commits(
     assert nulls.errors[0].startswith(
         "history.valid_from_column updated_at: 1 row(s) of bronze.people have no updated_at: "
         "a version needs the time it became valid"), nulls.errors
+    project.write(FILES.replace("track_columns: [email]", "track_columns: [mail]"))
+    tracked = project.run("people")
+    assert not tracked.success and tracked.error_category == "CONFIGURATION"
+    assert tracked.errors[0].startswith(
+        "history.track_columns: bronze.people has no column mail; its columns: deleted, id, "
+        "email, updated_at"), tracked.errors
     project.write(FILES.replace("valid_from_column: updated_at", "valid_from_column: email"))
     text = project.run("people")
     assert not text.success

@@ -213,6 +213,11 @@ def prepare(table: Table, rows: pa.Table, keys: Sequence[str], config: HistoryCo
     refresh, history starts again; ``truncated_at``: the source emptied the table then,
     closing every version current at that time)."""
     name = ".".join(table.name()[-2:])
+    missing = [c for c in config.track_columns if c not in rows.column_names]
+    if missing:
+        raise HistoryInputError(
+            f"history.track_columns: {name} has no column {', '.join(missing)}; its columns: "
+            f"{', '.join(n for n in rows.column_names if not n.startswith(_FLOE_PREFIX))}")
     starts = valid_from_values(rows, config, name, load_time)
     deleted = (marked(rows[marker]) if marker and marker in rows.column_names
                else pa.array(np.zeros(rows.num_rows, bool)))
