@@ -36,12 +36,13 @@ MERGE_MODE = "write.merge.mode"
 MERGE_ON_READ = {MERGE_MODE: "merge-on-read"}
 PATH_FIELD_ID = 2147483546  # reserved by the Iceberg spec for position delete files
 POS_FIELD_ID = 2147483545
-_SCHEMA = pa.schema([
-    pa.field("file_path", pa.string(), nullable=False,
-             metadata={b"PARQUET:field_id": str(PATH_FIELD_ID).encode()}),
-    pa.field("pos", pa.int64(), nullable=False,
-             metadata={b"PARQUET:field_id": str(POS_FIELD_ID).encode()}),
-])
+_PATH_ID = {b"PARQUET:field_id": str(PATH_FIELD_ID).encode()}
+_POS = pa.field("pos", pa.int64(), nullable=False,
+                metadata={b"PARQUET:field_id": str(POS_FIELD_ID).encode()})
+# what floe writes: the one path as a dictionary (parquet stores it as plain strings)
+_DICTIONARY_SCHEMA = pa.schema([
+    pa.field("file_path", pa.dictionary(pa.int32(), pa.string()), nullable=False,
+             metadata=_PATH_ID), _POS])
 
 
 def merge_on_read(metadata: TableMetadata) -> bool:
@@ -64,9 +65,10 @@ def scoped_deletes(task: FileScanTask) -> list[DataFile]:
     return [d for d in task.delete_files if scoped_to(d, task.file.file_path)]
 
 
-def _rows(io: FileIO, delete_file: DataFile) -> pa.Table:
+def _rows(io: FileIO, delete_file: DataFile, columns: tuple[str, ...] = ("file_path", "pos")
+          ) -> pa.Table:
     with io.new_input(delete_file.file_path).open() as stream:
-        return pq.read_table(stream, columns=["file_path", "pos"])
+        return pq.read_table(stream, columns=list(columns))
 
 
 def dead_positions(io: FileIO, delete_files: Iterable[DataFile], data_path: str) -> np.ndarray:
@@ -75,10 +77,16 @@ def dead_positions(io: FileIO, delete_files: Iterable[DataFile], data_path: str)
     for delete_file in delete_files:
         if not is_position_deletes(delete_file):
             continue
-        rows = _rows(io, delete_file)
-        if not scoped_to(delete_file, data_path):
+        if scoped_to(delete_file, data_path):  # its file_path is this file: positions only
+            rows = _rows(io, delete_file, ("pos",))
+        else:
+            rows = _rows(io, delete_file)
             rows = rows.filter(pa.compute.equal(rows["file_path"], data_path))
         found.append(rows["pos"].to_numpy())
+    if len(found) == 2:  # one delete file (floe writes its positions sorted, each once)
+        only = found[1].astype(np.int64, copy=False)
+        if not only.size or bool(np.all(only[1:] > only[:-1])):
+            return only
     return np.unique(np.concatenate(found)).astype(np.int64, copy=False)
 
 
@@ -95,10 +103,13 @@ def write_position_deletes(io: FileIO, metadata: TableMetadata, data_file: DataF
     """One delete file of ``data_file``'s ``positions`` (sorted), in the data file's partition."""
     where = load_location_provider(metadata.location, metadata.properties)
     path = where.new_data_location(f"floe-deletes-{uuid.uuid4()}.parquet")
-    rows = pa.table([pa.repeat(data_file.file_path, len(positions)).cast(pa.string()),
-                     pa.array(positions, pa.int64())], schema=_SCHEMA)
+    # the one path as a dictionary, not a string per position (written as plain parquet
+    # strings: no Arrow schema is stored, so every reader reads the spec's string column)
+    same_path = pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(positions), np.int32)),
+                                               pa.array([data_file.file_path], pa.string()))
+    rows = pa.table([same_path, pa.array(positions, pa.int64())], schema=_DICTIONARY_SCHEMA)
     with io.new_output(path).create(overwrite=True) as stream:
-        pq.write_table(rows, stream)
+        pq.write_table(rows, stream, store_schema=False)
     deletes = DataFile.from_args(
         content=DataFileContent.POSITION_DELETES, file_path=path,
         file_format=FileFormat.PARQUET, partition=data_file.partition,
