@@ -318,3 +318,43 @@ def test_floe_changes_tells_versions_opened_and_closed(tmp_path: Path) -> None:
     assert sorted((r["_change_type"], r["id"], r["email"], r["_floe_valid_to"] is None)
                   for r in found.to_pylist()) == [
         ("closed", 1, "a@x", False), ("opened", 1, "a2@x", True), ("opened", 3, "c@x", True)]
+
+
+def test_maintain_keeps_every_version_and_dagster_shows_them(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """floe maintain compacts a history table's files and deletes, never its versions; a
+    Dagster materialization carries the versions a load opened and closed."""
+    import datetime as dt
+    import sqlite3
+
+    import dagster as dg
+
+    from floe.runtime.dagster import build_definitions
+    from floe.runtime.maintain import maintain_source
+
+    with sqlite3.connect(tmp_path / "crm.db") as db:
+        db.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, plan TEXT)")
+        db.executemany("INSERT INTO accounts VALUES (?, ?)", [(1, "free"), (2, "pro")])
+    project = Project(tmp_path)
+    project.write(SQLITE)
+    artifacts = project.compile()
+    monkeypatch.chdir(tmp_path)
+    defs = build_definitions(project.root / "target" / "compiled_artifacts.json")
+    [assets] = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    assert dg.materialize([assets]).success
+    for plan in ("team", "enterprise"):
+        with sqlite3.connect(tmp_path / "crm.db") as db:
+            db.execute("UPDATE accounts SET plan = ? WHERE id = 1", (plan,))
+        run = dg.materialize([assets])
+        assert run.success
+    [event] = run.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert (metadata["versions_opened"].value, metadata["versions_closed"].value) == (1, 1)
+    before = sorted((r["id"], r["plan"], r["_floe_valid_from"], r["_floe_valid_to"])
+                    for r in project.read("bronze.accounts"))
+    assert len(before) == 4
+    catalog = project.catalog()
+    maintain_source(catalog, artifacts.source("accounts"), dt.timedelta(0), 1)
+    after = sorted((r["id"], r["plan"], r["_floe_valid_from"], r["_floe_valid_to"])
+                   for r in project.read("bronze.accounts"))
+    assert after == before
