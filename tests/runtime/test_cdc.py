@@ -374,6 +374,7 @@ def test_history_keeps_every_change_from_the_wal_at_its_commit_time(
                       "UPDATE customers SET name = 'Ada' WHERE id = 1;",  # same values: none
                       "DELETE FROM customers WHERE id = 3;",
                       "INSERT INTO customers VALUES (3, 'Cy again', NULL, 1, NULL, NULL);",
+                      "INSERT INTO orders VALUES (15, 1, 3.0, 'before the truncate');",
                       "TRUNCATE orders; INSERT INTO orders VALUES (20, 1, 1.0, 'after');"):
         postgres.execute(statement)
     result = project.run(name, environ=environ)
@@ -390,10 +391,14 @@ def test_history_keeps_every_change_from_the_wal_at_its_commit_time(
                if r["_floe_is_current"]}
     assert current == source_rows(postgres, "customers")
     orders = project.catalog().load_table(("bronze", "orders")).scan().to_arrow().to_pylist()
+    # TRUNCATE closes what Bronze held and what this same run opened before it
     assert sorted((r["id"], r["_floe_is_current"]) for r in orders) == [
-        (10, False), (11, False), (20, True)]
+        (10, False), (11, False), (15, False), (20, True)]
+    ends = {r["id"]: r["_floe_valid_to"] for r in orders}
+    twenty = next(r for r in orders if r["id"] == 20)
+    assert ends[10] == ends[11] == ends[15] == twenty["_floe_valid_from"]
     assert {t.table: t.versions_opened for t in result.tables} == {
-        "bronze.customers": 3, "bronze.orders": 1}
+        "bronze.customers": 3, "bronze.orders": 2}
 
 
 def test_dagster_has_one_asset_per_table_and_materializes_them(

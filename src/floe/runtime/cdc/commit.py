@@ -138,7 +138,7 @@ def _history_load(source: CompiledSource, catalog: Catalog, plan: TablePlan, wor
              **fold.copied_rows(pending)}
     files = [*fold.copy_files(workdir),
              _write(workdir, f"{plan.table}.history", fold.history_rows(known))]
-    truncated_at, renamed = fold.truncated_at, tuple(fold.renamed)
+    truncations, renamed = tuple(fold.truncations), tuple(fold.renamed)
     fold.release()
     history = HistoryConfig(valid_from_column=COMMITTED_COLUMN,
                             track_columns=source.history.track_columns,
@@ -149,7 +149,7 @@ def _history_load(source: CompiledSource, catalog: Catalog, plan: TablePlan, wor
         schema_contract=source.schema_contract, state=plan.state, load_id=load_id,
         source_key=source.pipeline_name, expected_token=plan.restored.token,
         recreate=full_refresh, delete_column=DELETED_COLUMN, history=history,
-        truncated_at=truncated_at, column_renames=renamed,
+        truncations=truncations, column_renames=renamed,
         source_columns=plan.source_columns, partition_by=source.partition_by,
         sort_by=source.sort_by)
 

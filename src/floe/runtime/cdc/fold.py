@@ -83,7 +83,7 @@ class TableFold:
     name: str = "table"
     history: bool = False  # scd2: every change is kept (``log``), not only the last per key
     log: list[_Logged] = field(default_factory=list)
-    truncated_at: dt.datetime | None = None
+    truncations: list[dt.datetime] = field(default_factory=list)  # history: TRUNCATE times
     renamed: list[tuple[str, str]] = field(default_factory=list)  # (old, new), in stream order
     _key_at: dict[tuple[str, ...], tuple[int, ...]] = field(default_factory=dict)
 
@@ -171,9 +171,18 @@ class TableFold:
         self.versions.clear()
         self.truncated = True
         self.changes += 1
-        if self.history:  # every version current then closes at that instant; the copy stays
-            self.log.clear()
-            self.truncated_at = at
+        if self.history:  # every version open then closes at that instant, in stream order
+            moment = at or dt.datetime.now(dt.UTC)
+            open_now: dict[Key, _Logged] = {}
+            for entry in self.log:
+                key = self.key_of(entry.names, entry.values)
+                if entry.deleted:
+                    open_now.pop(key, None)
+                else:
+                    open_now[key] = entry
+            self.log += [_Logged(e.names, e.values, e.position, moment, True)
+                         for e in open_now.values()]
+            self.truncations.append(moment)  # Bronze's versions and the copy's close then too
             return
         self.base.clear()
 

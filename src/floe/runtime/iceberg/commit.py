@@ -259,7 +259,7 @@ def _write_history(tx: Transaction, table: Table, load: TableLoad, incoming: pa.
             "merge_strategy scd2 starts its history with floe run --full-refresh")
     ready = prepare(table, conform(plan.read_all(load.files, incoming), tx), load.primary_key,
                     load.history, load.delete_column, dt.datetime.now(dt.UTC), fresh,
-                    load.truncated_at)
+                    load.truncations)
     target = schema_to_pyarrow(tx.table_metadata.schema())
 
     def rebuild(existing: pa.Table) -> list[pa.Table]:

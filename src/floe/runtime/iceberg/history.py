@@ -8,7 +8,8 @@ source-time order.  A row whose tracked values equal the version before it adds 
 changed one closes that version (``valid_to`` = its own ``valid_from``) and opens a new one; a
 delete closes the open version and opens none; a key that comes back opens a new version.
 Rows arriving late (an older ``valid_from_column`` value than the current version's) fall into
-their place in the timeline.  The touched keys' rows are then replaced in one overwrite (on a
+their place in the timeline.  The versions a load rebuilds (a touched key's current one; its
+whole history only when a row reaches back into it) are replaced in one overwrite (on a
 merge-on-read table: position deletes), so a crash can never leave a version closed without
 its successor, and the cost follows the keys touched, not the table.
 """
@@ -96,12 +97,12 @@ def rebuild_columnar(existing: pa.Table, incoming: pa.Table, incoming_from: pa.A
                      deleted: pa.Array, keys: Sequence[str], tracked: Sequence[str],
                      retired: Sequence[tuple[Key, dt.datetime]], target: pa.Schema
                      ) -> tuple[pa.Table, int, int]:
-    """``rebuild`` in Arrow, no Python row objects: every event (existing versions, the
-    deletes their ends imply, the load's rows and markers, retirements) sorted by key, time
-    and arrival; a version equal to the event before it (same key, not a delete) dropped;
-    each kept version valid until the key's next event.  Returns the versions (typed as
-    ``target``), and how many versions opened and closed."""
-    time = pa.timestamp("us", tz="UTC")
+    """The touched keys' timelines, in Arrow (no Python row objects): every event (the
+    versions taken out of Bronze, the deletes their ends imply, the load's rows and markers,
+    retirements) sorted by key, time and arrival; a version equal to the event before it
+    (same key, not a delete) dropped; each kept version valid until the key's next event.
+    Returns the versions (typed as ``target``), and how many versions opened and closed."""
+    time = _TIME
     # versions starting at one instant (a zero-length one, then its successor) keep that order
     existing = existing.sort_by([*((k, "ascending", "at_end") for k in keys),
                                  (VALID_FROM, "ascending", "at_end"),
@@ -122,11 +123,9 @@ def rebuild_columnar(existing: pa.Table, incoming: pa.Table, incoming_from: pa.A
     parts.append(rows.append_column(_AT, incoming_from.cast(time))
                  .append_column(_TOMB, deleted))
     if retired:
-        columns = {k: pa.array([r[0][i] for r in retired], incoming.schema.field(k).type)
-                   for i, k in enumerate(keys)}
-        columns[_AT] = pa.array([r[1] for r in retired], time)
-        columns[_TOMB] = pa.array(np.ones(len(retired), bool))
-        parts.append(pa.table(columns))
+        parts.append(_keys_table([k for k, _ in retired], keys, incoming.schema)
+                     .append_column(_AT, pa.array([at for _, at in retired], time))
+                     .append_column(_TOMB, pa.array(np.ones(len(retired), bool))))
     events = pa.concat_tables(parts, promote_options="permissive")
     del parts, base, rows, existing  # each copy of the rows is let go as soon as it is used
     events = events.append_column(_ORDER, pa.array(np.arange(events.num_rows), pa.int64()))
@@ -187,13 +186,6 @@ def _shifted(column: pa.ChunkedArray | pa.Array, kind: pa.DataType) -> pa.Array:
     return pa.concat_arrays([values.slice(1), pa.nulls(min(1, len(values)), kind)])
 
 
-def current_keys(rows: pa.Table, keys: Sequence[str]) -> list[Key]:
-    """The keys of ``rows`` that are current versions."""
-    live = rows.filter(pc.fill_null(rows[IS_CURRENT], False)) if IS_CURRENT in \
-        rows.column_names else rows
-    return [tuple(r[k] for k in keys) for r in live.select(list(keys)).to_pylist()]
-
-
 @dataclass(frozen=True)
 class HistoryLoad:
     """A load ready to be placed in history: its rows, their source times and delete marks,
@@ -208,10 +200,11 @@ class HistoryLoad:
 
 def prepare(table: Table, rows: pa.Table, keys: Sequence[str], config: HistoryConfig,
             marker: str | None, load_time: dt.datetime, fresh: bool = False,
-            truncated_at: dt.datetime | None = None) -> HistoryLoad:
+            truncations: Sequence[dt.datetime] = ()) -> HistoryLoad:
     """The load ``rows`` for ``table`` (its state before this commit; ``fresh``: a full
-    refresh, history starts again; ``truncated_at``: the source emptied the table then,
-    closing every version current at that time)."""
+    refresh, history starts again; ``truncations``: when the source emptied the table, which
+    closes every version open then: Bronze's, and the load's own older rows, such as a first
+    copy's)."""
     name = ".".join(table.name()[-2:])
     missing = [c for c in config.track_columns if c not in rows.column_names]
     if missing:
@@ -222,33 +215,46 @@ def prepare(table: Table, rows: pa.Table, keys: Sequence[str], config: HistoryCo
     deleted = (marked(rows[marker]) if marker and marker in rows.column_names
                else pa.array(np.zeros(rows.num_rows, bool)))
     incoming = rows.drop_columns([c for c in HISTORY_COLUMNS if c in rows.column_names])
-    touched = incoming.select(list(keys)).group_by(list(keys), use_threads=False).aggregate([])
-    retired: list[tuple[Key, dt.datetime]] = []
-    replaced = touched
-    if table.current_snapshot() is None or fresh:
-        return HistoryLoad(incoming, starts, pa.array(deleted, pa.bool_()), replaced, retired)
+    touched = _unique(incoming.select(list(keys)))
+    in_bronze = table.current_snapshot() is not None and not fresh
     # only a source's own times can come late: a load's time, or a CDC stream's commit time,
     # is never older than the versions before it
-    late = config.valid_from_column not in (None, STREAM_COMMIT_TIME)
+    late = in_bronze and config.valid_from_column not in (None, STREAM_COMMIT_TIME)
     if late and rows.num_rows:  # no row older than the newest version anywhere: none is late
         newest = _newest_start(table)
         earliest = pc.min(starts).as_py()
         late = newest is None or earliest is None or earliest < newest
     now = table.scan(row_filter=EqualTo(term=IS_CURRENT, value=True),
                      selected_fields=(*keys, VALID_FROM)).to_arrow() \
-        if late or config.retire_absent or truncated_at is not None else None
-    if now is not None and (config.retire_absent or truncated_at is not None):
-        sent = {tuple(r[k] for k in keys) for r in touched.to_pylist()}
-        retired = [(k, truncated_at) for k in current_keys(now, keys)] \
-            if truncated_at is not None else \
-            [(k, load_time) for k in current_keys(now, keys) if k not in sent]
-        if retired:
-            replaced = pa.concat_tables([touched, pa.table(
-                {k: pa.array([r[0][i] for r in retired], touched.schema.field(k).type)
-                 for i, k in enumerate(keys)})])
-            replaced = replaced.group_by(list(keys), use_threads=False).aggregate([])
+        if in_bronze and (late or config.retire_absent or truncations) else None
+    current = _key_list(now, keys) if now is not None else []
+    retired: list[tuple[Key, dt.datetime]] = []
+    if config.retire_absent and current:
+        sent = set(_key_list(touched, keys))
+        retired += [(k, load_time) for k in current if k not in sent]
+    for moment in truncations:
+        older = incoming.filter(pc.less(starts, pa.scalar(moment, _TIME))).select(list(keys))
+        retired += [(k, moment) for k in (*current, *_key_list(_unique(older), keys))]
+    replaced = touched
+    if retired:
+        replaced = _unique(pa.concat_tables([touched, _keys_table(
+            [k for k, _ in retired], keys, touched.schema)]))
     return HistoryLoad(incoming, starts, pa.array(deleted, pa.bool_()),
                        _versions_to_replace(replaced, incoming, starts, now, keys), retired)
+
+
+def _unique(keys: pa.Table) -> pa.Table:
+    return keys.group_by(keys.column_names, use_threads=False).aggregate([])
+
+
+def _key_list(rows: pa.Table, keys: Sequence[str]) -> list[Key]:
+    return [tuple(r[k] for k in keys) for r in rows.select(list(keys)).to_pylist()]
+
+
+def _keys_table(found: Sequence[Key], keys: Sequence[str], like: pa.Schema) -> pa.Table:
+    """Keys as a table of the key columns, typed like ``like``."""
+    return pa.table({k: pa.array([key[i] for key in found], like.field(k).type)
+                     for i, k in enumerate(keys)})
 
 
 def _newest_start(table: Table) -> dt.datetime | None:
@@ -277,7 +283,7 @@ def _versions_to_replace(replaced: pa.Table, incoming: pa.Table, starts: pa.Arra
     if now is None or not replaced.num_rows:
         return current
     earliest = incoming.select(list(keys)).append_column(_AT, starts).group_by(
-        list(keys), use_threads=False).aggregate([(_AT, "min")])
+        list(keys), use_threads=False).aggregate([(_AT, "min")])  # each key's oldest row
     joined = earliest.join(now.rename_columns([*keys, "__floe_current_from"]), list(keys),
                            join_type="left outer")
     reaches_back = pc.or_kleene(pc.is_null(joined["__floe_current_from"]),

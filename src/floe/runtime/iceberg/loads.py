@@ -41,7 +41,7 @@ class TableLoad:
     truncate: bool = False  # merge: the source emptied the table before these rows
     one_per_key: bool = False  # merge: the files already hold one row per key (a CDC fold)
     history: HistoryConfig | None = None  # merge_strategy scd2: every version is kept
-    truncated_at: dt.datetime | None = None  # history: the source emptied the table then
+    truncations: tuple[dt.datetime, ...] = ()  # history: when the source emptied the table
     partition_by: Sequence[str] = ()  # floe.yaml notation: day(updated_at), bucket(16, id)
     sort_by: Sequence[str] = ()
 
