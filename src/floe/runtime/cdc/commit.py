@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,14 +18,15 @@ from typing import Any
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
-from pyiceberg.table.upsert_util import create_match_filter
 
 from floe.artifacts import CompiledSource, HistoryConfig
 from floe.runtime.cdc.copy_parts import write_plain
 from floe.runtime.cdc.fold import COMMITTED_COLUMN, DELETED_COLUMN, Key, Row, TableFold
 from floe.runtime.iceberg.commit import commit_table_load
+from floe.runtime.iceberg.keyset import KeySet, key_range
 from floe.runtime.iceberg.loads import CommitResult, TableLoad
 from floe.runtime.iceberg.state import SourceState
+from floe.runtime.ingestion.column_identity import stream_renames
 from floe.runtime.ingestion.errors import PipelineConfigurationError
 
 Committed = list[tuple[str, str | None, CommitResult]]
@@ -53,7 +54,8 @@ def configuration_error(source: CompiledSource, message: str) -> PipelineConfigu
 
 def _bronze_rows(catalog: Catalog, source: CompiledSource, table: str, fold: TableFold,
                  keys: list[Key]) -> dict[Key, Row]:
-    """Bronze's current rows for ``keys`` (soft deletes and unchanged values need them)."""
+    """Bronze's current rows for ``keys`` (soft deletes and unchanged values need them):
+    files by the first key's range, rows by the keys, as a merge finds them (keyset.py)."""
     if not keys:
         return {}
     try:
@@ -61,19 +63,12 @@ def _bronze_rows(catalog: Catalog, source: CompiledSource, table: str, fold: Tab
     except NoSuchTableError:
         return {}
     wanted = fold.keys_table(keys)
-    found = bronze.scan(row_filter=create_match_filter(wanted, list(fold.key))).to_arrow()
-    renamed = dict(fold.renamed)
-    if renamed:  # Bronze still has the old names until this commit renames them
-        found = found.rename_columns([_newest(n, renamed) for n in found.column_names])
+    candidates = bronze.scan(row_filter=key_range(wanted)).to_arrow()
+    found = candidates.filter(KeySet(wanted).hits(candidates))
+    if fold.renamed:  # Bronze still has the old names until this commit renames them
+        renamed = dict(stream_renames(found.column_names, fold.renamed))
+        found = found.rename_columns([renamed.get(n, n) for n in found.column_names])
     return {fold.key_of_row(row): row for row in found.to_pylist()}
-
-
-def _newest(name: str, renamed: Mapping[str, str]) -> str:
-    seen = {name}
-    while name in renamed and renamed[name] not in seen:
-        name = renamed[name]
-        seen.add(name)
-    return name
 
 
 def _fill_from_bronze(catalog: Catalog, source: CompiledSource, table: str,

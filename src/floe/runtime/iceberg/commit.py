@@ -261,11 +261,12 @@ def _write_history(tx: Transaction, table: Table, load: TableLoad, incoming: pa.
                     load.history, load.delete_column, dt.datetime.now(dt.UTC), fresh,
                     load.truncations)
     target = schema_to_pyarrow(tx.table_metadata.schema())
+    tracked = load.history.track_columns
 
     def rebuild(existing: pa.Table) -> list[pa.Table]:
         rows, opened, closed = rebuild_columnar(
-            existing, ready.incoming, ready.starts, ready.deleted, load.primary_key,
-            load.history.track_columns if load.history else (), ready.retired, target)
+            existing, ready.incoming, ready.starts, ready.deleted, load.primary_key, tracked,
+            ready.retired, target)
         props.update({HISTORY_OPENED: str(opened), HISTORY_CLOSED: str(closed)})
         # closed versions and current ones in files of their own: the closed ones' validity
         # bounds are then tight, so an as-of read skips the files that end before its instant
@@ -429,7 +430,7 @@ def _summarize(table: Table, before_id: int | None, identifier: tuple[str, str],
     opened = summary.get(HISTORY_OPENED) if summary is not None else None
     closed = summary.get(HISTORY_CLOSED) if summary is not None else None
     return CommitResult(identifier, current_id, added, records, size, plan.added,
-                        total_rows(table.current_snapshot()), tuple(plan.changes),
+                        total_rows(newest), tuple(plan.changes),
                         before_id, created, renamed,
                         int(opened) if opened is not None and added else None,
                         int(closed) if closed is not None and added else None)
