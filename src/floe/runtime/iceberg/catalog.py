@@ -98,12 +98,14 @@ def open_catalog(
     SQLite's "table iceberg_tables already exists". Opening again finds the winner's tables.
     """
     props = catalog_properties(environment, project_root, environ)
-    try:
-        return load_catalog(environment.catalog.name, **props)
-    except Exception as exc:
-        if environment.catalog.type != "sql" or "already exists" not in str(exc):
-            raise
-        return load_catalog(environment.catalog.name, **props)
+    for attempt in range(5):  # it creates two tables: a racer may lose either, more than once
+        try:
+            return load_catalog(environment.catalog.name, **props)
+        except Exception as exc:
+            if environment.catalog.type != "sql" or "already exists" not in str(exc) \
+                    or attempt == 4:
+                raise
+    raise AssertionError("unreachable")
 
 
 def connect_catalog(environment: EnvironmentConfig, project_root: Path) -> Catalog:
