@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from floe.errors import ArtifactError
 
-ARTIFACTS_VERSION = "1.4"
+ARTIFACTS_VERSION = "1.5"
 """Bump the minor for additive changes readers may ignore, the major for breaking ones."""
 ARTIFACTS_SCHEMA_URL = "https://floe.dev/schemas/compiled_artifacts/v1.json"
 DEFAULT_ARTIFACTS_PATH = Path("target") / "compiled_artifacts.json"
@@ -100,6 +100,34 @@ class HistoryConfig(_Frozen):
         "column but floe's own)")
     retire_absent: bool = Field(
         default=False, description="full extracts: a key missing from a load is closed")
+
+
+class TransformColumn(_Frozen):
+    """One column a transform writes: computed from an expression, hashed, or masked."""
+
+    name: str
+    kind: Literal["expression", "hash", "mask"]
+    expression: str | None = Field(default=None, description="expression: as written; the "
+                                   "runtime parses it again (floe.expressions)")
+    reads: tuple[str, ...] = Field(default=(), description="the source columns it reads")
+    replace: bool = Field(default=False, description="it overwrites the source column of its "
+                          "name (hash and mask of their own column always do)")
+    salt: str | None = Field(default=None, description="hash: a ${secret:NAME} token")
+    mask: str | None = Field(default=None, description="mask: the pattern; None: null")
+
+
+class TransformConfig(_Frozen):
+    """``transform:``: applied to every table of the source, before its commit."""
+
+    columns: tuple[TransformColumn, ...] = ()
+    rename: dict[str, str] = Field(default_factory=dict)
+    drop: tuple[str, ...] = ()
+    where: str | None = None
+    where_reads: tuple[str, ...] = ()
+
+    def output_name(self, column: str) -> str:
+        """What a source column is called in Bronze."""
+        return self.rename.get(column, column)
 
 
 class RetryConfig(_Frozen):
@@ -219,6 +247,9 @@ class CompiledSource(_Frozen):
         "skipped (counted), or is kept in <table>__rejected with its file, line and error")
     history: HistoryConfig | None = Field(
         default=None, description="merge_strategy scd2: every version of every row is kept")
+    transform: TransformConfig | None = Field(
+        default=None, description="computed, hashed, masked, renamed, dropped columns and a "
+        "row filter (1.5)")
     source_config: dict[str, Any]
 
     def table_for(self, resource: str) -> str:

@@ -28,6 +28,8 @@ from floe.artifacts import (
     ScheduleConfig,
     SchemaCheck,
     StorageConfig,
+    TransformColumn,
+    TransformConfig,
     UniqueCheck,
     VolumeCheck,
 )
@@ -37,11 +39,15 @@ from floe.compiler.spec import (
     ColumnsSpec,
     Defaults,
     EnvironmentSpec,
+    ExpressionSpec,
     FloeSpec,
+    HashSpec,
     NotificationSpec,
     RetrySpec,
     SourceSpec,
+    TransformSpec,
 )
+from floe.expressions import parse
 from floe.layout import rejoin
 
 EMBEDDED_ENVIRONMENT = EnvironmentSpec.model_validate({
@@ -158,6 +164,30 @@ def _history(spec: SourceSpec, write_mode: str, defaults: Defaults) -> HistoryCo
                          retire_absent=found.retire_absent)
 
 
+def _transform(spec: TransformSpec | None) -> TransformConfig | None:
+    """The transform with each expression's columns (checks parsed them already)."""
+    if spec is None:
+        return None
+    columns: list[TransformColumn] = []
+    for name, column in spec.columns.items():
+        if isinstance(column, str | ExpressionSpec):
+            text = column if isinstance(column, str) else column.expr
+            columns.append(TransformColumn(
+                name=name, kind="expression", expression=text, reads=parse(text).columns,
+                replace=isinstance(column, ExpressionSpec) and column.replace))
+        elif isinstance(column, HashSpec):
+            columns.append(TransformColumn(name=name, kind="hash", salt=column.salt,
+                                           reads=(column.column or name,),
+                                           replace=column.column in (None, name)))
+        else:
+            columns.append(TransformColumn(name=name, kind="mask", mask=column.mask,
+                                           reads=(column.column or name,),
+                                           replace=column.column in (None, name)))
+    return TransformConfig(columns=tuple(columns), rename=dict(spec.rename),
+                           drop=tuple(spec.drop), where=spec.where,
+                           where_reads=parse(spec.where).columns if spec.where else ())
+
+
 def _declared(spec: SourceSpec, defaults: Defaults) -> tuple[str, ...]:
     """The load hints floe.yaml sets for a python source (its defaults: included); the
     others are the resource's own."""
@@ -204,6 +234,7 @@ def _source(spec: SourceSpec, defaults: Defaults, product: str) -> CompiledSourc
         checks=tuple(_check(c) for c in spec.checks),
         bad_rows=spec.bad_rows or "fail",
         history=_history(spec, write_mode, defaults),
+        transform=_transform(spec.transform),
         declared=_declared(spec, defaults) if spec.source_type == "python" else (),
         source_config=_cdc_config(spec, product) if cdc else spec.source_config,
     )

@@ -21,6 +21,7 @@ from floe.compiler.graph import check_dependencies
 from floe.compiler.positions import SourceMap
 from floe.compiler.python_ref import check_reference, probe_functions
 from floe.compiler.render import check_template_syntax
+from floe.compiler.transform_checks import check_transform
 from floe.errors import Diagnostic, KeyPath
 from floe.layout import FORMS, parse_partition, parse_sort, rejoin
 from floe.secrets import has_secret_ref
@@ -93,6 +94,7 @@ def check_project(
         found += _check_checks(source, path, floe_map)
         found += _check_layout(source, path, floe_map)
         found += _check_bad_rows(source, path, floe_map)
+        found += check_transform(source, (*path, "transform"), floe_map)
     sources = _list(floe.get("sources"))
     resources = {s["name"]: resource_names(s.get("source_type"), _dict(s.get("source_config")))
                  for s in sources if isinstance(s, dict) and isinstance(s.get("name"), str)}

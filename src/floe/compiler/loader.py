@@ -177,6 +177,8 @@ class _Builder:
     def _scalar(self, node: ScalarNode, path: KeyPath) -> Any:
         tag = node.tag.removeprefix(_TAG) if node.tag else "str"
         value: str = node.value
+        if node.style:  # quoted or block: where its text starts (expressions point into it)
+            self.source_map.styles[path] = node.style
         try:
             if tag == "null":
                 return None

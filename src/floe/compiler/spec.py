@@ -147,6 +147,47 @@ class CheckSpec(_Spec):
         return self
 
 
+class ExpressionSpec(_Spec):
+    """A computed column that may overwrite a source column of the same name."""
+
+    expr: str = Field(description="a SQL expression over the source's columns")
+    replace: bool = Field(default=False, description="true: overwrite the source column of "
+                          "this name (otherwise a name the source has is an error)")
+
+
+class HashSpec(_Spec):
+    """A value replaced by its keyed hash (HMAC-SHA256, hex): joins still work, the value is
+    gone."""
+
+    hash: Literal["sha256"] = Field(description="the algorithm: HMAC-SHA256")
+    salt: str = Field(description="the HMAC key, through secret() (never written literally)")
+    column: str | None = Field(default=None, description="the source column to hash "
+                               "(default: the column of this name, replaced)")
+
+
+class MaskSpec(_Spec):
+    """A value masked: literal text with {first N} / {last N} of the value, or null."""
+
+    mask: str | None = Field(description="e.g. '****{last 4}'; null: the value becomes null")
+    column: str | None = Field(default=None, description="the source column to mask "
+                               "(default: the column of this name, replaced)")
+
+
+class TransformSpec(_Spec):
+    """Rows shaped on their way into Bronze, in the same commit.  Everything reads the
+    source's columns by their source names; rename and drop shape what lands."""
+
+    columns: dict[str, str | ExpressionSpec | HashSpec | MaskSpec] = Field(
+        default_factory=dict, description="new or replaced columns: a SQL expression, "
+        "{expr, replace}, {hash: sha256, salt}, or {mask}")
+    rename: dict[str, str] = Field(default_factory=dict,
+                                   description="source column -> Bronze column name")
+    drop: list[str] = Field(default_factory=list, description="source columns not landed")
+    where: str | None = Field(default=None, description="a SQL condition: rows for which it "
+                              "is not true never land (CDC: a row updated out of it is "
+                              "deleted from Bronze)")
+
+
 class SourceSpec(_Spec):
     name: str = Field(pattern=SOURCE_NAME, description="Unique; lowercase, digits, underscores.")
     source_type: SourceType
@@ -184,6 +225,9 @@ class SourceSpec(_Spec):
         "quarantine: kept in <table>__rejected (raw text, file, line, error)")
     history: HistorySpec | None = Field(
         default=None, description="with merge_strategy scd2: how versions are kept")
+    transform: TransformSpec | None = Field(
+        default=None, description="computed, hashed, masked, renamed and dropped columns, and "
+        "a row filter, applied before the commit")
     source_config: dict[str, Any] = Field(description="dlt source configuration")
     checks: list[CheckSpec] = Field(default_factory=list)
 

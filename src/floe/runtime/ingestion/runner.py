@@ -48,6 +48,7 @@ from floe.runtime.ingestion.errors import (
     IngestionError,
     SourceConnectionError,
     SourceTimeoutError,
+    about,
     categorize_error,
 )
 from floe.runtime.ingestion.landing import REJECTED_SUFFIX, FileReader, rejected_rows
@@ -62,6 +63,8 @@ from floe.runtime.ingestion.sources import (
 from floe.runtime.ingestion.sql_mistakes import explain_sql_mistake
 from floe.runtime.python_source import LoadHints, resource_hints
 from floe.runtime.python_source.frames import user_error
+from floe.runtime.transforms import TableTransform
+from floe.runtime.transforms.files import transform_files
 
 # dlt sets its logger level from its own config on every pipeline; keep its chatter out of the
 # CLI unless the user asked for more (FLOE_LOG_LEVEL / --log-level still applies to floe's logs).
@@ -152,11 +155,12 @@ class _Extracted:
         self.resources = resources
         self.transformers = transformers  # resources fed by another resource (children)
         self.tokens = tokens  # table -> state token at restore; None: not restored (refresh)
+        self.landed: dict[str, int] = {}  # rows a transform let through, by table
 
     @property
     def row_counts(self) -> dict[str, int]:
-        counts = {table: int(rows) for table, rows in self.info.row_counts.items()
-                  if not table.startswith("_dlt")}
+        counts = {table: self.landed.get(table, int(rows))
+                  for table, rows in self.info.row_counts.items() if not table.startswith("_dlt")}
         if self.reader is not None and self.reader.rejected:
             counts[self.rejected_table] = len(self.reader.rejected)
         return counts
@@ -310,11 +314,24 @@ def _undo(catalog: Catalog, committed: list[tuple[str, str | None, CommitResult]
     return undone
 
 
+def _transformer(source: CompiledSource, environ: Mapping[str, str] | None
+                 ) -> TableTransform | None:
+    if source.transform is None:
+        return None
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    return TableTransform(source.transform, os.environ if environ is None else environ,
+                          f"source {source.name}", NamingConvention().normalize_identifier,
+                          about(source))
+
+
 def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
-                full_refresh: bool, workdir: Path) -> list[tuple[str, str | None, CommitResult]]:
+                full_refresh: bool, workdir: Path, environ: Mapping[str, str] | None = None
+                ) -> list[tuple[str, str | None, CommitResult]]:
     results: list[tuple[str, str | None, CommitResult]] = []
     by_table = {source.table_for(r): r for r in extracted.resources}
     files_by_table = extracted.files_by_table(workdir)
+    transform = _transformer(source, environ)
     # tables fed by one another (a rest_api parent and its children, a table and its
     # quarantined rows) commit all or nothing
     python = source.source_type == "python"
@@ -329,13 +346,21 @@ def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
         declared_mode = hint.write_mode if hint else source.write_mode
         write_mode = "replace" if full_refresh else (declared_mode if root else "append")
         token = UNFENCED if extracted.tokens is None else extracted.tokens.get(table, UNFENCED)
+        primary_key = (hint.primary_key if hint else source.primary_key) if root else ()
+        files, left_out = files_by_table[table], list[str]()
+        if transform is not None and table != extracted.rejected_table:
+            shaped = transform_files(transform, files, f"{source.namespace}.{table}",
+                                     primary_key, workdir / "transformed" / table)
+            files, extracted.landed[table] = shaped.files, shaped.rows
+            # merge: a row updated out of `where` leaves Bronze (the other modes only skip it)
+            left_out = shaped.filtered_keys \
+                if write_mode == "merge" and source.history is None else []
         load = TableLoad(
-            identifier=_identifier(source, table), files=files_by_table[table],
+            identifier=_identifier(source, table), files=files, delete_files=left_out,
             write_mode=write_mode,
             merge_strategy=(hint.merge_strategy if hint else source.merge_strategy)
             if root else None,
-            primary_key=(hint.primary_key if hint else source.primary_key) if root else (),
-            schema_contract=source.schema_contract,
+            primary_key=primary_key, schema_contract=source.schema_contract,
             state=_resource_state(extracted.pipeline, resource, len(extracted.resources) == 1,
                                   with_source_state=python) if resource else None,
             load_id=extracted.load_id(), source_key=source.pipeline_name,
@@ -462,7 +487,7 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
                     deadline.check("extracting")
                     warnings = _landing_warnings(source, project_root, extracted, environ)
                     committed = _commit_all(source, catalog, extracted, full_refresh,
-                                            Path(workroot))
+                                            Path(workroot), environ)
                     row_counts = extracted.row_counts
         except Exception as exc:  # every failure becomes a result, with its category
             error = _as_ingestion_error(source, exc, project_root, environ)
