@@ -22,12 +22,14 @@ from pyiceberg.exceptions import NoSuchTableError
 from floe.artifacts import CompiledSource, HistoryConfig
 from floe.runtime.cdc.copy_parts import write_plain
 from floe.runtime.cdc.fold import COMMITTED_COLUMN, DELETED_COLUMN, Key, Row, TableFold
+from floe.runtime.cdc.transformed import as_source, history_rows, latest_rows, shape_copy
 from floe.runtime.iceberg.commit import commit_table_load
 from floe.runtime.iceberg.keyset import KeySet, key_range
 from floe.runtime.iceberg.loads import CommitResult, TableLoad
 from floe.runtime.iceberg.state import SourceState
 from floe.runtime.ingestion.column_identity import stream_renames
 from floe.runtime.ingestion.errors import PipelineConfigurationError
+from floe.runtime.transforms import TableTransform
 
 Committed = list[tuple[str, str | None, CommitResult]]
 
@@ -71,18 +73,32 @@ def _bronze_rows(catalog: Catalog, source: CompiledSource, table: str, fold: Tab
     return {fold.key_of_row(row): row for row in found.to_pylist()}
 
 
+@dataclass
+class _Filled:
+    soft: dict[Key, Row] | None  # the rows soft deletes keep (None: hard deletes)
+    from_bronze: dict[Key, Row]  # Bronze's rows of the keys whose unchanged values it gave
+    unchanged: dict[Key, set[str]]  # the columns each of those keys left unchanged
+
+
 def _fill_from_bronze(catalog: Catalog, source: CompiledSource, table: str,
-                      fold: TableFold) -> dict[Key, Row] | None:
-    """Fill unchanged values; return the rows soft deletes keep (None: hard deletes)."""
+                      fold: TableFold, transform: TableTransform | None) -> _Filled:
+    """Fill unchanged values (from this run's copy, else Bronze: under a transform, only the
+    columns Bronze keeps as the source sent them)."""
     pending = fold.unchanged_keys()
+    unchanged = {key: fold.unchanged_columns(key) for key in pending} if transform else {}
     deleted = fold.deleted_keys() if source.deletes == "soft" else []
-    known = {**_bronze_rows(catalog, source, table, fold, pending + deleted),
-             **fold.copied_rows(pending)}
+    bronze = _bronze_rows(catalog, source, table, fold, pending + deleted)
+    copied = fold.copied_rows(pending)
     for key in pending:
-        fold.fill(key, known.get(key, {}))
-    if source.deletes != "soft":
-        return None
-    return {key: known[key] for key in deleted if key in known}
+        if key in copied:
+            fold.fill(key, copied[key])
+        else:
+            row = bronze.get(key, {})
+            fold.fill(key, as_source(transform, fold, row) if transform else row)
+    soft = {key: bronze[key] for key in deleted if key in bronze} \
+        if source.deletes == "soft" else None
+    return _Filled(soft, {k: bronze[k] for k in pending if k in bronze and k not in copied},
+                   unchanged)
 
 
 def _write(workdir: Path, name: str, data: pa.Table) -> str:
@@ -103,18 +119,20 @@ class TablePlan:
 
 
 def commit_folds(source: CompiledSource, catalog: Catalog, plans: list[TablePlan],
-                 workdir: Path, full_refresh: bool, load_id: str
-                 ) -> tuple[Committed, dict[str, int]]:
+                 workdir: Path, full_refresh: bool, load_id: str,
+                 transform: TableTransform | None = None) -> tuple[Committed, dict[str, int]]:
     """One commit per table, in order; each one fenced by the state its run started from."""
     committed: Committed = []
     counts: dict[str, int] = {}
     for plan in plans:
         fold = plan.fold
         if source.history is not None:
-            load = _history_load(source, catalog, plan, workdir, full_refresh, load_id)
+            load = _history_load(source, catalog, plan, workdir, full_refresh, load_id,
+                                 transform)
             rows = fold.copied + fold.changes
         else:
-            load, rows = _latest_load(source, catalog, plan, workdir, full_refresh, load_id)
+            load, rows = _latest_load(source, catalog, plan, workdir, full_refresh, load_id,
+                                      transform)
         bronze_table = source.table_for(plan.table)
         committed.append((bronze_table, plan.table, commit_table_load(catalog, load)))
         counts[bronze_table] = rows
@@ -122,17 +140,24 @@ def commit_folds(source: CompiledSource, catalog: Catalog, plans: list[TablePlan
 
 
 def _history_load(source: CompiledSource, catalog: Catalog, plan: TablePlan, workdir: Path,
-                  full_refresh: bool, load_id: str) -> TableLoad:
+                  full_refresh: bool, load_id: str, transform: TableTransform | None
+                  ) -> TableLoad:
     """merge_strategy scd2: every change of the run, each a version valid from its source
     commit time (a delete closes one); a first copy's rows are versions from the copy's time,
     and keys it no longer has are closed."""
     assert source.history is not None
     fold = plan.fold
     pending = fold.unchanged_keys()
-    known = {**_bronze_rows(catalog, source, plan.table, fold, pending),
-             **fold.copied_rows(pending)}
-    files = [*fold.copy_files(workdir),
-             _write(workdir, f"{plan.table}.history", fold.history_rows(known))]
+    bronze = _bronze_rows(catalog, source, plan.table, fold, pending)
+    if transform is not None:
+        bronze = {key: as_source(transform, fold, row) for key, row in bronze.items()}
+    versions = fold.history_rows({**bronze, **fold.copied_rows(pending)})
+    copied = fold.copy_files(workdir)
+    if transform is not None:
+        name = f"{source.namespace}.{source.table_for(plan.table)}"
+        copied = shape_copy(transform, fold, copied, workdir, name)
+        versions = history_rows(transform, fold, name, versions)
+    files = [*copied, _write(workdir, f"{plan.table}.history", versions)]
     truncations, renamed = tuple(fold.truncations), tuple(fold.renamed)
     fold.release()
     history = HistoryConfig(valid_from_column=COMMITTED_COLUMN,
@@ -150,14 +175,26 @@ def _history_load(source: CompiledSource, catalog: Catalog, plan: TablePlan, wor
 
 
 def _latest_load(source: CompiledSource, catalog: Catalog, plan: TablePlan, workdir: Path,
-                 full_refresh: bool, load_id: str) -> tuple[TableLoad, int]:
+                 full_refresh: bool, load_id: str, transform: TableTransform | None
+                 ) -> tuple[TableLoad, int]:
     """The latest version of each key (merge-on-read upserts and deletes)."""
     fold = plan.fold
-    soft = _fill_from_bronze(catalog, source, plan.table, fold)
+    filled = _fill_from_bronze(catalog, source, plan.table, fold, transform)
+    soft = filled.soft
     copied = fold.copy_files(workdir)  # the first run's copy, less what changed after
-    upserts = _write(workdir, f"{plan.table}.upserts", fold.upserts(soft))
-    deletes = [] if soft is not None else [
-        _write(workdir, f"{plan.table}.deletes", fold.deletes())]
+    gone = fold.deletes() if soft is None else None
+    if transform is None:
+        upserted = fold.upserts(soft)
+    else:
+        name = f"{source.namespace}.{source.table_for(plan.table)}"
+        copied = shape_copy(transform, fold, copied, workdir, name)
+        upserted, left_out = latest_rows(
+            transform, fold, name, fold.upserts({} if soft is not None else None),
+            filled.from_bronze, filled.unchanged, soft)
+        if left_out.num_rows:
+            gone = left_out if gone is None else pa.concat_tables([gone, left_out])
+    upserts = _write(workdir, f"{plan.table}.upserts", upserted)
+    deletes = [] if gone is None else [_write(workdir, f"{plan.table}.deletes", gone)]
     rows = fold.copied + fold.changes  # the copy's rows, then the changes on top
     renamed = tuple(fold.renamed)
     fold.release()

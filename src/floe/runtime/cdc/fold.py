@@ -242,6 +242,14 @@ class TableFold:
         return [k for k, v in self.versions.items()
                 if v.values is not None and UNCHANGED in v.values]
 
+    def unchanged_columns(self, key: Key) -> set[str]:
+        """The columns ``key``'s newest version left unchanged (Bronze has their values)."""
+        version = self.versions.get(key)
+        if version is None or version.values is None:
+            return set()
+        return {n for n, v in zip(version.names, version.values, strict=True)
+                if v is UNCHANGED}
+
     def fill(self, key: Key, known: Row) -> None:
         """Unchanged TOASTed values of ``key``'s version taken from ``known``."""
         version = self.versions[key]

@@ -270,10 +270,11 @@ def _replicate(source: CompiledSource, catalog: Catalog, workroot: Path, full_re
         from floe.runtime.cdc.postgres.load import load_changes
 
     config = resolved_config(source, environ)
+    transform = _transformer(source, environ, dlt_names=False)
     for attempt in _retrying(source, retry_here):
         with attempt:
             return load_changes(source, catalog, config, workroot, full_refresh, deadline,
-                                f"{time.time():.6f}")
+                                f"{time.time():.6f}", transform)
     raise AssertionError("unreachable: tenacity reraises")
 
 
@@ -314,14 +315,17 @@ def _undo(catalog: Catalog, committed: list[tuple[str, str | None, CommitResult]
     return undone
 
 
-def _transformer(source: CompiledSource, environ: Mapping[str, str] | None
-                 ) -> TableTransform | None:
+def _transformer(source: CompiledSource, environ: Mapping[str, str] | None,
+                 dlt_names: bool = True) -> TableTransform | None:
+    """The source's transform; a dlt load's columns carry dlt's snake_case names, so a name
+    floe.yaml wrote as the source has it is found under that name too."""
     if source.transform is None:
         return None
     from dlt.common.normalizers.naming.snake_case import NamingConvention
 
     return TableTransform(source.transform, os.environ if environ is None else environ,
-                          f"source {source.name}", NamingConvention().normalize_identifier,
+                          f"source {source.name}",
+                          NamingConvention().normalize_identifier if dlt_names else None,
                           about(source))
 
 

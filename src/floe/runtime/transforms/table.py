@@ -38,8 +38,9 @@ class TransformError(PipelineConfigurationError):
 
 @dataclass(frozen=True)
 class Applied:
-    rows: pa.Table  # what lands
+    rows: pa.Table  # what lands (every row, with ``filter_rows=False``)
     filtered: pa.Table  # the key columns of the rows ``where`` left out
+    kept: pa.Array | pa.ChunkedArray | None = None  # per row of the input: ``where`` held
 
 
 def _hmac_pads(salt: str) -> tuple[bytes, bytes]:
@@ -126,6 +127,21 @@ class TableTransform:
         """The columns a table with ``names`` lands with (for ``floe verify`` and lineage)."""
         return self._plan("", list(names), ())[0]
 
+    def passed_through(self, names: Sequence[str]) -> dict[str, str]:
+        """{Bronze column: source column} of the columns that land as the source sent them
+        (renamed at most): Bronze's value of one is the source's value."""
+        return {out: source for out, source in self._plan("", list(names), ())[1]
+                if source is not None}
+
+    def depending_on(self, columns: set[str]) -> set[str]:
+        """The Bronze columns whose value is computed from any of the source ``columns``."""
+        found = set()
+        for column in self.config.columns:
+            if columns & set(column.reads):
+                found.add(self.config.output_name(column.name) if column.replace
+                          else column.name)
+        return found
+
     def _plan(self, table_name: str, names: list[str], key: Sequence[str]
               ) -> tuple[list[str], list[tuple[str, str | None]], dict[str, str]]:
         """(output names, [(output name, source column it passes on or None: computed)],
@@ -183,7 +199,8 @@ class TableTransform:
 
     # applying ----------------------------------------------------------------------------
 
-    def apply(self, table: pa.Table, table_name: str, key: Sequence[str]) -> Applied:
+    def apply(self, table: pa.Table, table_name: str, key: Sequence[str],
+              filter_rows: bool = True) -> Applied:
         names = table.column_names
         _, layout, computed = self._plan(table_name, names, key)
         resolve = self._resolver(table_name, names)
@@ -206,7 +223,8 @@ class TableTransform:
                              f"{keep.type} values, not true/false: write a condition, "
                              "e.g. \"status <> 'test'\"")
         keep = pc.fill_null(keep.cast(pa.bool_()), False)
-        return Applied(rows.filter(keep), table.select(list(key)).filter(pc.invert(keep)))
+        return Applied(rows.filter(keep) if filter_rows else rows,
+                       table.select(list(key)).filter(pc.invert(keep)), keep)
 
     def _run(self, selects: list[str], table: pa.Table, table_name: str, key: Sequence[str],
              computed: list[str], where_sql: str | None) -> pa.Table:

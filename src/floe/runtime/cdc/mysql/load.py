@@ -42,6 +42,7 @@ from floe.runtime.cdc.mysql.server import (
 from floe.runtime.iceberg.state import SourceState, restore_states
 from floe.runtime.ingestion.deadline import Deadline
 from floe.runtime.mysql.types import ColumnType, convert_row, converters
+from floe.runtime.transforms import TableTransform
 
 BINLOG_COLUMN = "_floe_binlog"
 IDLE_ADVANCE_BYTES = 16 * 1024 * 1024
@@ -68,7 +69,8 @@ def _key(source: CompiledSource, info: TableInfo) -> tuple[str, ...]:
 
 def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any],
                  workdir: Path, full_refresh: bool, deadline: Deadline,
-                 load_id: str) -> tuple[Committed, dict[str, int]]:
+                 load_id: str, transform: TableTransform | None = None
+                 ) -> tuple[Committed, dict[str, int]]:
     """Read (interruptible by ``timeout_seconds``), then commit each table."""
     tables = list(config["tables"])
     server_id = int(config["server_id"])  # defaulted by the compiler
@@ -92,7 +94,8 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
     plans = [TablePlan(t, folds[t], restored[t], state, stored[t] is None)
              for t in tables if folds[t].changes or stored[t] is None
              or _far_behind(stored[t], upto)]
-    return commit_folds(source, catalog, plans, workdir, full_refresh, load_id)
+    return commit_folds(source, catalog, plans, workdir, full_refresh, load_id,
+                        transform)
 
 
 def _far_behind(stored: Position | None, upto: Position) -> bool:

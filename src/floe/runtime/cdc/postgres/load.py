@@ -48,6 +48,7 @@ from floe.runtime.cdc.postgres.server import (
 )
 from floe.runtime.iceberg.state import SourceState, restore_states
 from floe.runtime.ingestion.deadline import Deadline
+from floe.runtime.transforms import TableTransform
 
 
 def _key(source: CompiledSource, info: TableInfo) -> tuple[str, ...]:
@@ -70,7 +71,8 @@ def _stored_lsn(state: SourceState) -> int | None:
 
 def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any],
                  workdir: Path, full_refresh: bool, deadline: Deadline,
-                 load_id: str) -> tuple[Committed, dict[str, int]]:
+                 load_id: str, transform: TableTransform | None = None
+                 ) -> tuple[Committed, dict[str, int]]:
     """Read (interruptible by ``timeout_seconds``), then commit each table, then confirm."""
     tables = list(config["tables"])
     pg = PostgresSource(str(config["credentials"]), str(config["schema"]), tables,
@@ -89,7 +91,7 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
                            source_columns=infos[t].column_ids)
                  for t in tables if folds[t].changes or stored[t] is None]
         committed, counts = commit_folds(source, catalog, plans, workdir, full_refresh,
-                                         load_id)
+                                         load_id, transform)
         pg.advance(upto)  # only now: every table holds what the slot gives up
     return committed, counts
 
