@@ -32,7 +32,8 @@ def _strip_nullable(node: Any) -> Any:
         return node
     node = {key: _strip_nullable(value) for key, value in node.items()}
     branches = node.get("anyOf")
-    if isinstance(branches, list) and {"type": "null"} in branches:
+    optional = node.get("default", 0) is None  # a required key may be null on purpose
+    if isinstance(branches, list) and {"type": "null"} in branches and optional:
         rest = [b for b in branches if b != {"type": "null"}]
         node.pop("anyOf")
         if node.get("default", 0) is None:

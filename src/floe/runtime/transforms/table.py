@@ -267,10 +267,10 @@ class TableTransform:
                     low = middle + 1
             written = self._written(label)
             row = min(high, table.num_rows - 1)
-            at = (", ".join(f"{k}={table[k][row].as_py()!r}" for k in key if k in
-                            table.column_names) or f"row {row + 1}") if table.num_rows else ""
-            first = " (it fails for every row)" if always else \
-                f" at the row with {at}" if at else ""
+            named = ", ".join(f"{k}={table[k][row].as_py()!r}" for k in key
+                              if k in table.column_names)
+            first = " (it fails for every row)" if always or not table.num_rows else \
+                f" at the row with {named}" if named else f" at row {row + 1}"
             return self.error(f"{label} {written!r} failed on {table_name}{first}: "
                               f"{str(failure).splitlines()[0]}")
         return self.error(f"transform failed on {table_name}: {str(failure).splitlines()[0]}")
