@@ -72,8 +72,8 @@ def _with(transform: str) -> str:
     ('      where: "id IN (SELECT id FROM people)"\n',
      "12:22: sources[0].transform.where: subqueries are not allowed in "
      "'id IN (SELECT id FROM people)'"),
-    ("      columns:\n        x: |\n          CASE WHEN a > 1\n            THEN current_setting('x')"
-     " END\n",
+    ("      columns:\n        x: |\n          CASE WHEN a > 1\n"
+     "            THEN current_setting('x') END\n",
      "15:18: sources[0].transform.columns.x: function current_setting() is not allowed in "
      "floe.yaml expressions in \"CASE WHEN a > 1\\n  THEN current_setting('x') END\\n\""),
     ('      columns: {email: {hash: sha256, salt: "abc"}}\n',
