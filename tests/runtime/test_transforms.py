@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
+from floe.runtime.verify import verify_source
 from tests.runtime.harness import Project
 from tests.servers import MariaDB, Postgres
 
@@ -56,6 +57,15 @@ def project_for(tmp_path: Path, source: str, transform: str = TRANSFORM) -> Proj
                   "metadata: {name: shop, version: 1.0.0}\nsources:\n"
                   + textwrap.indent(textwrap.dedent(source), "  ") + transform)
     return project
+
+
+def verified(project: Project, environ: dict[str, str] | None = None) -> list[str]:
+    """floe verify applies the transform to the source side: Bronze matches it."""
+    env = {**ENV, **(environ or {})}
+    artifacts = project.compile(env)
+    reports = verify_source(artifacts.sources[0], project.catalog(), project.root,
+                            environ=env)
+    return [f"{r.status} {r.details()}".strip() for r in reports]
 
 
 def assert_people_shaped(project: Project, table: str = "bronze.people") -> None:
@@ -100,6 +110,10 @@ def test_sql_database(tmp_path: Path, postgres: Postgres) -> None:
     result = run(project, {"PG_URL": postgres.url})
     assert_people_shaped(project)
     assert result.rows_loaded == 2  # what landed, not what was read
+    assert verified(project, {"PG_URL": postgres.url}) == ["match"]
+    postgres.execute("UPDATE people SET email = 'other@x.org' WHERE id = 1")
+    [report] = verified(project, {"PG_URL": postgres.url})
+    assert report.startswith("mismatch missing in Bronze: row ")  # append: rows as a multiset
 
 
 def test_filesystem_merge_deletes_a_row_updated_out_of_the_filter(tmp_path: Path) -> None:
@@ -122,6 +136,15 @@ def test_filesystem_merge_deletes_a_row_updated_out_of_the_filter(tmp_path: Path
     rows = {r["id"]: r for r in project.read("bronze.people")}
     assert set(rows) == {2, 3}
     assert rows[2]["email"] == digest("t@x.org") and rows[2]["iban"] == "GB00"[-4:].rjust(8, "*")
+    assert verified(project) == ["match"]
+    # one load, two files: the last row of a key decides (as the merge keeps the last row)
+    (data / "c.jsonl").write_text(json.dumps({**PEOPLE[2], "status": "ok", "id": 7}) + "\n"
+                                  + json.dumps({**PEOPLE[1], "status": "ok"}) + "\n")
+    (data / "d.jsonl").write_text(json.dumps({**PEOPLE[2], "status": "test", "id": 7}) + "\n"
+                                  + json.dumps({**PEOPLE[0], "status": "ok"}) + "\n")
+    run(project)
+    assert sorted(r["id"] for r in project.read("bronze.people")) == [1, 2, 3]
+    assert verified(project) == ["match"]
 
 
 def test_rest_api_names_as_the_api_sends_them(tmp_path: Path, httpserver: HTTPServer) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from floe.runtime.verify import verify_source
 from tests.runtime.harness import Project
 from tests.servers import Postgres
 
@@ -124,6 +125,10 @@ def test_columns_land_shaped_and_rows_follow_the_filter(
     rows = bronze(project)
     assert set(rows) == {1, 2, 4}
     assert rows[1]["full_name"] == "Ada King" and rows[1]["email"] == digest("ada@x.org")
+    artifacts = project.compile(environ)  # floe verify shapes the source side the same way
+    [report] = verify_source(artifacts.sources[0], project.catalog(), project.root,
+                             environ=environ)
+    assert (report.status, report.source_rows, report.bronze_rows) == ("match", 3, 3)
 
 
 def test_unchanged_toasted_values_keep_their_transformed_value(

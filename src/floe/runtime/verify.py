@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -51,6 +52,7 @@ from floe.runtime.ingestion.sources import (
     read_file,
     resolved_config,
 )
+from floe.runtime.transforms import TableTransform
 
 _MOD = 2**64
 _FLOE_COLUMNS = ("_floe_", "_dlt_")
@@ -276,14 +278,15 @@ def verify_source(source: CompiledSource, catalog: Catalog, project_root: Path,
     try:
         names = list(source.resources) or sorted(
             sqlalchemy.inspect(engine).get_table_names(schema=config.get("schema")))
-        return [_verify_table(source, catalog, engine, config.get("schema"), name, sample)
-                for name in names]
+        return [_verify_table(source, catalog, engine, config.get("schema"), name, sample,
+                              environ) for name in names]
     finally:
         engine.dispose()
 
 
 def _verify_table(source: CompiledSource, catalog: Catalog, engine: sqlalchemy.Engine,
-                  schema: str | None, name: str, sample: int) -> TableReport:
+                  schema: str | None, name: str, sample: int,
+                  environ: Mapping[str, str] | None) -> TableReport:
     bronze = _bronze(catalog, (source.namespace, source.table_for(name)))
     if isinstance(bronze, TableReport):
         try:
@@ -295,7 +298,7 @@ def _verify_table(source: CompiledSource, catalog: Catalog, engine: sqlalchemy.E
         except sqlalchemy.exc.SQLAlchemyError:
             return bronze
         return _empty_source(bronze, f"source table {name} has no rows") if empty else bronze
-    return _compare(source, bronze, engine, schema, name, sample)
+    return _compare(source, bronze, engine, schema, name, sample, environ)
 
 
 def _empty_source(report: TableReport, why: str) -> TableReport:
@@ -313,22 +316,77 @@ def _bronze(catalog: Catalog, identifier: tuple[str, str]) -> Table | TableRepor
 
 
 def _compare(source: CompiledSource, bronze: Table, engine: sqlalchemy.Engine,
-             schema: str | None, name: str, sample: int) -> TableReport:
+             schema: str | None, name: str, sample: int,
+             environ: Mapping[str, str] | None = None) -> TableReport:
     report = TableReport(".".join(bronze.name()[-2:]), "match")
     try:  # reflected once: columns, primary key, and the table to query
         reflected = bronze_types(sqlalchemy.Table(name, sqlalchemy.MetaData(),
                                                   autoload_with=engine, schema=schema))
     except sqlalchemy.exc.NoSuchTableError:
         return TableReport(report.table, "not_comparable", f"source table {name} not found")
-    columns = _shared_columns(bronze, reflected.columns.keys())
     source_key = [c.name for c in reflected.primary_key.columns]
+    names = list(reflected.columns.keys())
+    typed = engine.dialect.name in ("postgresql", "mysql", "mariadb")
+    shaped = Shaped.of(source, environ, names, report, typed)
+    if isinstance(shaped, TableReport):
+        return shaped
+    columns = _shared_columns(bronze, shaped.landed)
     key = [k for k in source.primary_key or source_key if k in columns]
     if source.write_mode == "append" and not source.primary_key:
         key = []  # append keeps every row it got: compare as a multiset
     report.lag, report.lag_seconds = _lag(source, engine, reflected, bronze)
-    return _reconcile(report, lambda: _source_batches(engine, reflected, columns,
-                                                      source.delete_column), None,
-                      bronze, _deleted_marker(source), columns, key, sample)
+    read = shaped.read(columns)
+    return _reconcile(report, lambda: shaped.batches(
+        _source_batches(engine, reflected, read, source.delete_column), report.table, key),
+        None, bronze, _deleted_marker(source), columns, key, sample)
+
+
+@dataclass
+class Shaped:
+    """The source side through the source's transform, as the load shaped it (hashes with the
+    same salt), so Bronze compares with what it should hold.  A database read as text cannot
+    run expressions: its computed columns are skipped, and said so."""
+
+    transform: TableTransform | None
+    landed: list[str]  # the columns Bronze should have
+    sources: dict[str, str]  # landed column -> the source column it passes on (renames)
+    names: list[str]  # the source's columns
+
+    @classmethod
+    def of(cls, source: CompiledSource, environ: Mapping[str, str] | None, names: list[str],
+           report: TableReport, typed: bool) -> Shaped | TableReport:
+        if source.transform is None:
+            return cls(None, names, {n: n for n in names}, names)
+        transform = TableTransform(source.transform, os.environ if environ is None
+                                   else environ, f"source {source.name}")
+        through = transform.passed_through(names)
+        if typed:
+            return cls(transform, transform.output_names(names), through, names)
+        if source.transform.where:
+            return TableReport(report.table, "not_comparable", "its transform filters rows "
+                               "(where), which needs the source's typed values: floe verify "
+                               "reads this database as text")
+        skipped = [n for n in transform.output_names(names) if n not in through]
+        report.reason = (f"computed columns skipped ({', '.join(skipped)}): floe verify "
+                         "reads this database as text") if skipped else ""
+        return cls(None, list(through), through, names)
+
+    def read(self, columns: list[str]) -> list[str]:
+        """The source columns to read for ``columns``."""
+        if self.transform is not None:  # expressions may read any of them
+            return self.names
+        return [self.sources[c] for c in columns]
+
+    def batches(self, batches: Iterable[pa.RecordBatch], table: str, key: list[str]
+                ) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            if self.transform is None:
+                renamed = [next((o for o, s in self.sources.items() if s == n), n)
+                           for n in batch.schema.names]
+                yield batch.rename_columns(renamed)
+                continue
+            rows = self.transform.apply(pa.Table.from_batches([batch]), table, key).rows
+            yield from rows.to_batches()
 
 
 def _reconcile(report: TableReport, source_batches: Callable[[], Iterable[pa.RecordBatch]],
@@ -393,11 +451,16 @@ def _compare_files(source: CompiledSource, bronze: Table, project_root: Path, sa
         kept_aside = f"quarantined in {report.table}{REJECTED_SUFFIX}" \
             if source.bad_rows == "quarantine" else "skipped by the load"
         report.reason = f"{reader.skipped} bad row(s) {kept_aside}, accounted for"
-    columns = _shared_columns(bronze, rows.column_names)
-    key = [k for k in source.primary_key if k in columns] if source.write_mode == "merge" \
-        else []
+    key = [k for k in source.primary_key if k in rows.column_names] \
+        if source.write_mode == "merge" else []
     if key and rows.num_rows:
         rows = rows.filter(last_per_key(rows, key))
+    if source.transform is not None:  # after last-per-key: a key whose last row fails
+        transform = TableTransform(  # `where` was deleted by the load
+            source.transform, os.environ if environ is None else environ,
+            f"source {source.name}")
+        rows = transform.apply(rows, report.table, key).rows
+    columns = _shared_columns(bronze, rows.column_names)
     marker = source.delete_column if source.delete_column in rows.column_names else None
     return _reconcile(report, lambda: rows.to_batches(), marker, bronze,
                       _deleted_marker(source), columns, key, sample)
@@ -413,7 +476,8 @@ def reconcile(source: CompiledSource, bronze: Table, resource: str, project_root
         config = resolved_config(source, environ)
         engine = sqlalchemy.create_engine(database_url(str(config["credentials"]), project_root))
         try:
-            report = _compare(source, bronze, engine, config.get("schema"), resource, sample=5)
+            report = _compare(source, bronze, engine, config.get("schema"), resource, sample=5,
+                              environ=environ)
         finally:
             engine.dispose()
     metadata = {k: v for k, v in report.as_dict().items() if v not in (None, [], "")}

@@ -353,12 +353,12 @@ def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
         primary_key = (hint.primary_key if hint else source.primary_key) if root else ()
         files, left_out = files_by_table[table], list[str]()
         if transform is not None and table != extracted.rejected_table:
+            merge = write_mode == "merge" and source.history is None
             shaped = transform_files(transform, files, f"{source.namespace}.{table}",
-                                     primary_key, workdir / "transformed" / table)
+                                     primary_key, workdir / "transformed" / table, merge)
             files, extracted.landed[table] = shaped.files, shaped.rows
             # merge: a row updated out of `where` leaves Bronze (the other modes only skip it)
-            left_out = shaped.filtered_keys \
-                if write_mode == "merge" and source.history is None else []
+            left_out = shaped.filtered_keys
         load = TableLoad(
             identifier=_identifier(source, table), files=files, delete_files=left_out,
             write_mode=write_mode,
