@@ -189,3 +189,23 @@ def test_mask_patterns() -> None:
     assert parse_mask("{first 2}…{last 1}") == [("first", 2), "…", ("last", 1)]
     with pytest.raises(ExpressionError):
         parse_mask("{middle 3}")
+
+
+def test_plan_warns_that_a_transform_change_changes_bronze(tmp_path: Path) -> None:
+    from floe.compiler.plan import plan
+
+    old = compile_text(tmp_path, PROJECT)
+    new = compile_text(tmp_path, PROJECT.replace("upper(country)", "lower(country)")
+                       .replace("PII_SALT", "PII_SALT_2").replace("status <> 'test'",
+                                                                  "status = 'live'")
+                       .replace("        phone: {mask: null}\n", ""))
+    changes = {c.field: c for c in plan(old, new)}
+    assert sorted(changes) == ["transform.columns.email", "transform.columns.phone",
+                               "transform.columns.region", "transform.where"]
+    region = changes["transform.columns.region"]
+    assert (region.before, region.after) == ("upper(country)", "lower(country)")
+    assert "Bronze's meaning changes" in str(region.risk)
+    assert "new hashes no longer match" in str(changes["transform.columns.email"].risk)
+    assert "null from now on" in str(changes["transform.columns.phone"].risk)
+    assert changes["transform.where"].after == "status = 'live'"
+    assert "--full-refresh" in str(changes["transform.where"].risk)

@@ -79,6 +79,38 @@ def _replication_changes(old: CompiledSource, new: CompiledSource) -> list[Chang
             if old.source_config.get(key) != new.source_config.get(key)]
 
 
+_MEANING = "Bronze's meaning changes: rows loaded before keep the old shape; floe run " \
+    "--full-refresh reshapes every row"
+
+
+def _transform_changes(old: CompiledSource, new: CompiledSource) -> list[Change]:
+    """``transform:`` changes, one per column, rename, drop and filter: each changes what
+    Bronze's rows mean from the next run on (a warning, with what it does to old rows)."""
+    before = old.transform.model_dump(mode="json") if old.transform else {}
+    after = new.transform.model_dump(mode="json") if new.transform else {}
+    old_columns = {c["name"]: c for c in before.get("columns", [])}
+    new_columns = {c["name"]: c for c in after.get("columns", [])}
+    changes = []
+    for name in dict.fromkeys([*old_columns, *new_columns]):
+        was, now = old_columns.get(name), new_columns.get(name)
+        if was == now:
+            continue
+        if was and now and was.get("salt") != now.get("salt"):
+            risk = "a new salt: new hashes no longer match those already in Bronze"
+        elif now is None:
+            risk = "no longer computed: the Bronze column stays, and is null from now on"
+        else:
+            risk = _MEANING
+        changes.append(Change(new.name, "changed", f"transform.columns.{name}",
+                              was and (was.get("expression") or was["kind"]),
+                              now and (now.get("expression") or now["kind"]), risk))
+    for key in ("rename", "drop", "where"):
+        if before.get(key) != after.get(key):
+            changes.append(Change(new.name, "changed", f"transform.{key}", before.get(key),
+                                  after.get(key), _MEANING))
+    return changes
+
+
 _WHERE = {"destination_table", "namespace", "table", "resources"}
 
 
@@ -99,6 +131,9 @@ def _source_changes(old: CompiledSource, new: CompiledSource) -> list[Change]:
         if field == "source_config" and new.source_type in _RISKS and (
                 new.source_type == old.source_type):
             changes += _replication_changes(old, new)
+            continue
+        if field == "transform":
+            changes += _transform_changes(old, new)
             continue
         if before.get(field) != value:
             risk = None if field in _IGNORED else _risk(field, before.get(field), value, new)
