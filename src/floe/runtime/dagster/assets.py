@@ -113,7 +113,7 @@ class FloeTranslator(DagsterDltTranslator):
             owners=_owners(self.artifacts.product.owner),
             tags={"floe/source_type": source.source_type, "floe/write_mode": source.write_mode},
             metadata={"floe/destination_table": table, "floe/source": source.name,
-                      "floe/resource": resource},
+                      "floe/resource": resource, **transform_metadata(source)},
             deps=upstream_keys(self.artifacts, source),
         )
 
@@ -142,6 +142,25 @@ def _schema_materialization(source: CompiledSource, key: dg.AssetKey,
         "source_type": source.source_type,
         "tables": dg.MetadataValue.json({t.table: t.rows_loaded for t in result.tables}),
         **_evolution_metadata(result.tables)})
+
+
+def transform_metadata(source: CompiledSource) -> dict[str, Any]:
+    """What the source's transform does to its rows, by kind (never a salt)."""
+    transform = source.transform
+    if transform is None:
+        return {}
+    found: dict[str, Any] = {}
+    for kind, label in (("expression", "computed"), ("hash", "hashed"), ("mask", "masked")):
+        names = [c.name for c in transform.columns if c.kind == kind]
+        if names:
+            found[f"floe/{label}_columns"] = dg.MetadataValue.json(names)
+    if transform.drop:
+        found["floe/dropped_columns"] = dg.MetadataValue.json(list(transform.drop))
+    if transform.rename:
+        found["floe/renamed_by_transform"] = dg.MetadataValue.json(dict(transform.rename))
+    if transform.where:
+        found["floe/row_filter"] = transform.where
+    return found
 
 
 def _evolution_metadata(tables: Iterable[TableResult]) -> dict[str, Any]:
@@ -175,6 +194,7 @@ def _materializations(source: CompiledSource, keys: dict[dg.AssetKey, str],
             "duration_seconds": round(result.duration_seconds, 3),
             "source_type": source.source_type,
             "destination_table": f"{source.namespace}.{source.table_for(resource)}",
+            **transform_metadata(source),
         }
         if table is not None and table.snapshot_id is not None:
             metadata["snapshot_id"] = str(table.snapshot_id)

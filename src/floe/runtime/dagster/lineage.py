@@ -32,6 +32,7 @@ class LineageRun:
         self.inputs = [(f"{source.source_type}://{source.name}", r) for r in resources]
         self.outputs = [(f"iceberg://{catalog.name}",
                          f"{source.namespace}.{source.table_for(r)}") for r in resources]
+        self.source = source
 
     def emit(self, state: str, error: str | None = None) -> None:
         if self.client is None:
@@ -54,11 +55,40 @@ class LineageRun:
             run=Run(runId=self.run_id, facets=facets),
             job=Job(namespace=self.job_namespace, name=self.job_name), producer=PRODUCER,
             inputs=[InputDataset(namespace=ns, name=name) for ns, name in self.inputs],
-            outputs=[OutputDataset(namespace=ns, name=name) for ns, name in self.outputs])
+            outputs=[OutputDataset(namespace=ns, name=name, facets=self._columns(source))
+                     for (ns, name), source in zip(self.outputs, self.inputs, strict=True)])
         try:
             self.client.emit(event)
         except Exception as exc:  # lineage is best effort: never fail a load for it
             log.warning("lineage.emit_failed", state=state, error=mask(str(exc)))
+
+    def _columns(self, source: tuple[str, str]) -> dict[str, Any]:
+        """Column lineage where floe.yaml knows it: each transform column from the source
+        columns it reads, renames, and the filter's columns as indirect lineage."""
+        transform = self.source.transform
+        if transform is None:
+            return {}
+        from openlineage.client.facet_v2 import column_lineage_dataset as facet
+
+        def inputs(columns: tuple[str, ...], kind: str, subtype: str, masking: bool = False
+                   ) -> list[Any]:
+            return [facet.InputField(namespace=source[0], name=source[1], field=column,
+                                     transformations=[facet.Transformation(
+                                         type=kind, subtype=subtype, masking=masking)])
+                    for column in columns]
+
+        fields = {old_new[1]: facet.Fields(inputFields=inputs((old_new[0],), "DIRECT",
+                                                                "IDENTITY"))
+                  for old_new in transform.rename.items()}
+        for column in transform.columns:
+            out = transform.output_name(column.name) if column.replace else column.name
+            fields[out] = facet.Fields(
+                inputFields=inputs(column.reads, "DIRECT", "TRANSFORMATION",
+                                   masking=column.kind != "expression"),
+                transformationDescription=column.expression or column.kind)
+        dataset = inputs(transform.where_reads, "INDIRECT", "FILTER")
+        return {"columnLineage": facet.ColumnLineageDatasetFacet(fields=fields,
+                                                                 dataset=dataset)}
 
     def finish(self, success: bool, error: str) -> None:
         self.emit("COMPLETE" if success else "FAIL", None if success else error)
