@@ -17,6 +17,7 @@ The grammar is PostgreSQL's/DuckDB's for scalar expressions, with their preceden
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -174,8 +175,10 @@ class Expression:
         return self.tree.sql(name)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(text: str) -> Expression:
-    """Parse one expression; raises ``ExpressionError`` at the first problem."""
+    """Parse one expression; raises ``ExpressionError`` at the first problem.  (Cached: a
+    compile checks each expression, then builds it; the trees are immutable.)"""
     parser = _Parser(text, _tokens(text))
     tree = parser.expression(0)
     token = parser.peek()

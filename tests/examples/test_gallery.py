@@ -25,7 +25,8 @@ from tests.servers import MariaDB, Postgres, RestCatalog, free_port
 GALLERY = ["quickstart", "rest_api", "postgres_merge", "postgres_cdc", "schema_contracts",
            "incremental_files", "quality_checks", "notifications", "multi_env", "nycflights13",
            "plan", "changes_and_verify", "depends_on", "retries_and_timeouts",
-           "failure_recovery", "slack_teams_email", "python_source", "mysql_cdc", "history"]
+           "failure_recovery", "slack_teams_email", "python_source", "mysql_cdc", "history",
+           "transforms"]
 
 
 def catalog_of(folder: Path, environ: dict[str, str] | None = None) -> Catalog:
@@ -128,6 +129,31 @@ def test_history(tmp_path: Path, postgres: Postgres) -> None:
                        "Carol": [("Oslo", True)]}
     bob = [v for v in versions if v["name"] == "Bob"]
     assert bob[0]["_floe_valid_to"] < bob[1]["_floe_valid_from"]  # the gap while he was gone
+
+
+def test_transforms(tmp_path: Path, postgres: Postgres) -> None:
+    import hashlib
+    import hmac
+
+    folder = copy_example("transforms", tmp_path)
+    url = database(postgres, "transforms_example")
+    salt = "example-salt-0123456789"
+    env = {"SHOP_DB_URL": url, "PII_SALT": salt}
+    try:
+        output = run_readme(folder, env=env)
+    finally:
+        postgres.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                         "WHERE slot_name = 'floe_crm_customers'")
+    assert postgres.password not in output and salt not in output
+    assert salt not in (folder / "target" / "compiled_artifacts.json").read_text()
+    assert "match" in output and "mismatch" not in output
+    customers = rows(catalog_of(folder, env), "bronze.customers", "id")
+    assert [(c["id"], c["full_name"], c["region"], c["iban"], c["email_verified"])
+            for c in customers] == [(2, "Bob Stone", "EU", "****4300", False),
+                                    (4, "Dana Ito", "EU", None, False)]
+    assert customers[0]["email"] == hmac.new(salt.encode(), b"bob@example.com",
+                                             hashlib.sha256).hexdigest()
+    assert "password_hash" not in customers[0] and "e-mail verified" not in customers[0]
 
 
 def test_postgres_cdc(tmp_path: Path, postgres: Postgres) -> None:

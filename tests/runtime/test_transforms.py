@@ -99,14 +99,18 @@ INSERT INTO people VALUES
 """
 
 
-def test_sql_database(tmp_path: Path, postgres: Postgres) -> None:
+@pytest.mark.parametrize("backend", ["adbc", "pyarrow"])
+def test_sql_database(tmp_path: Path, postgres: Postgres, backend: str) -> None:
+    """ADBC (floe's loader: shaped as extracted) and dlt's pyarrow backend (its reflected
+    column hints type the rows: shaped from the normalized files)."""
     postgres.execute(PG_SCHEMA)
     project = project_for(tmp_path, """\
         - name: people
           source_type: sql_database
           destination_table: bronze.people
-          source_config: {credentials: "{{ secret('PG_URL') }}", tables: [people]}
-        """)
+          source_config: {credentials: "{{ secret('PG_URL') }}", tables: [people],
+                          backend: BACKEND}
+        """.replace("BACKEND", backend))
     result = run(project, {"PG_URL": postgres.url})
     assert_people_shaped(project)
     assert result.rows_loaded == 2  # what landed, not what was read

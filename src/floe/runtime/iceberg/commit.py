@@ -321,11 +321,11 @@ def _write(tx: Transaction, io: FileIO, load: TableLoad, incoming: pa.Schema, pl
                                   load.delete_column)
         rows = merge.rows
     gone = pa.concat_tables([_delete_keys(load.delete_files, merge.replaced.schema),
-                             merge.deleted])
+                             merge.deleted], promote_options="default")  # (nullability)
     if load.truncate:
         _overwrite(tx, io, rows, props)
     elif merge.replaced.num_rows or gone.num_rows:
-        match = pa.concat_tables([merge.replaced, gone])
+        match = pa.concat_tables([merge.replaced, gone], promote_options="default")
         _overwrite(tx, io, rows, props,
                    match=match if unique_keys(match, keys) else _unique(match))
 

@@ -59,12 +59,13 @@ from floe.runtime.ingestion.sources import (
     landing_reader,
     missing_driver,
     resolved_config,
+    shaped_at_extract,
 )
 from floe.runtime.ingestion.sql_mistakes import explain_sql_mistake
 from floe.runtime.python_source import LoadHints, resource_hints
 from floe.runtime.python_source.frames import user_error
 from floe.runtime.transforms import TableTransform
-from floe.runtime.transforms.files import transform_files
+from floe.runtime.transforms.files import Shaper
 
 # dlt sets its logger level from its own config on every pipeline; keep its chatter out of the
 # CLI unless the user asked for more (FLOE_LOG_LEVEL / --log-level still applies to floe's logs).
@@ -156,6 +157,7 @@ class _Extracted:
         self.transformers = transformers  # resources fed by another resource (children)
         self.tokens = tokens  # table -> state token at restore; None: not restored (refresh)
         self.landed: dict[str, int] = {}  # rows a transform let through, by table
+        self.shaper: Shaper | None = None  # the source's transform, if it has one
 
     @property
     def row_counts(self) -> dict[str, int]:
@@ -227,11 +229,37 @@ def _extract(source: CompiledSource, catalog: Catalog, project_root: Path, workd
         config = resolved_config(source, environ)
         column_ids = source_column_ids(config.get("credentials"), config.get("schema"),
                                        config.get("tables"))
+    shaper = _shape(source, dlt_source, hints, full_refresh, environ, project_root)
     pipeline.extract(dlt_source)
     info = pipeline.normalize()
-    return _Extracted(pipeline, info, resources, transformers, tokens, column_ids, reader,
-                      first_load, source.table_for(resources[0]) + REJECTED_SUFFIX
-                      if reader is not None else "", hints)
+    extracted = _Extracted(pipeline, info, resources, transformers, tokens, column_ids, reader,
+                           first_load, source.table_for(resources[0]) + REJECTED_SUFFIX
+                           if reader is not None else "", hints)
+    extracted.shaper = shaper
+    return extracted
+
+
+def _shape(source: CompiledSource, dlt_source: Any, hints: dict[str, LoadHints] | None,
+           full_refresh: bool, environ: Mapping[str, str] | None, project_root: Path
+           ) -> Shaper | None:
+    """The transform as a map step on every resource (after its incremental cursor, so the
+    cursor sees every row the source sent)."""
+    transform = _transformer(source, environ)
+    if transform is None:
+        return None
+    shaper = Shaper(transform)
+    at_extract = shaped_at_extract(source, resolved_config(source, environ), project_root)
+    for name, resource in dlt_source.selected_resources.items():
+        hint = (hints or {}).get(name)
+        mode = "replace" if full_refresh else hint.write_mode if hint else source.write_mode
+        key = hint.primary_key if hint else source.primary_key
+        resource.add_map(shaper.step(f"{source.namespace}.{source.table_for(name)}", key,
+                                     mode == "merge" and source.history is None, at_extract))
+        hinted = resource.columns  # declared: dlt would add them back as nulls
+        if at_extract and isinstance(hinted, dict):
+            for column in transform.reshaped():
+                hinted.pop(column, None)
+    return shaper
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -330,12 +358,10 @@ def _transformer(source: CompiledSource, environ: Mapping[str, str] | None,
 
 
 def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
-                full_refresh: bool, workdir: Path, environ: Mapping[str, str] | None = None
-                ) -> list[tuple[str, str | None, CommitResult]]:
+                full_refresh: bool, workdir: Path) -> list[tuple[str, str | None, CommitResult]]:
     results: list[tuple[str, str | None, CommitResult]] = []
     by_table = {source.table_for(r): r for r in extracted.resources}
     files_by_table = extracted.files_by_table(workdir)
-    transform = _transformer(source, environ)
     # tables fed by one another (a rest_api parent and its children, a table and its
     # quarantined rows) commit all or nothing
     python = source.source_type == "python"
@@ -352,13 +378,12 @@ def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
         token = UNFENCED if extracted.tokens is None else extracted.tokens.get(table, UNFENCED)
         primary_key = (hint.primary_key if hint else source.primary_key) if root else ()
         files, left_out = files_by_table[table], list[str]()
-        if transform is not None and table != extracted.rejected_table:
-            merge = write_mode == "merge" and source.history is None
-            shaped = transform_files(transform, files, f"{source.namespace}.{table}",
-                                     primary_key, workdir / "transformed" / table, merge)
-            files, extracted.landed[table] = shaped.files, shaped.rows
-            # merge: a row updated out of `where` leaves Bronze (the other modes only skip it)
-            left_out = shaped.filtered_keys
+        if extracted.shaper is not None:
+            shaped = extracted.shaper.finish(f"{source.namespace}.{table}", files,
+                                             workdir / "transformed" / table)
+            files, left_out = shaped.files, shaped.filtered_keys
+            if shaped.rows is not None:
+                extracted.landed[table] = shaped.rows
         load = TableLoad(
             identifier=_identifier(source, table), files=files, delete_files=left_out,
             write_mode=write_mode,
@@ -491,7 +516,7 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
                     deadline.check("extracting")
                     warnings = _landing_warnings(source, project_root, extracted, environ)
                     committed = _commit_all(source, catalog, extracted, full_refresh,
-                                            Path(workroot), environ)
+                                            Path(workroot))
                     row_counts = extracted.row_counts
         except Exception as exc:  # every failure becomes a result, with its category
             error = _as_ingestion_error(source, exc, project_root, environ)

@@ -228,9 +228,11 @@ def bronze_types(table: Any) -> Any:
     return table
 
 
-def _sql_database(config: dict[str, Any], project_root: Path) -> DltSource:
-    from dlt.sources.sql_database import sql_database
+_OWN_LOADERS = ("adbc", "connectorx-mysql")
 
+
+def sql_backend(config: Mapping[str, Any], project_root: Path) -> str:
+    """The backend a sql_database source reads with (``config`` resolved)."""
     credentials = config["credentials"]
     if isinstance(credentials, str):
         credentials = database_url(credentials, project_root)
@@ -239,6 +241,26 @@ def _sql_database(config: dict[str, Any], project_root: Path) -> DltSource:
     if backend == "connectorx" and isinstance(credentials, str) and _is_mysql(credentials):
         backend = "connectorx-mysql"  # floe's own loader: dlt's connectorx path fails on
         # zero dates and types MySQL columns otherwise than Bronze does
+    return backend
+
+
+def shaped_at_extract(source: CompiledSource, config: Mapping[str, Any],
+                      project_root: Path) -> bool:
+    """Whether a transform can shape Arrow items as dlt extracts them: not where dlt's
+    reflected column hints type the rows (they would bring dropped columns back as nulls);
+    those are shaped from the normalized files."""
+    return source.source_type != "sql_database" or \
+        sql_backend(config, project_root) in _OWN_LOADERS
+
+
+def _sql_database(config: dict[str, Any], project_root: Path, shaped: bool = False
+                  ) -> DltSource:
+    from dlt.sources.sql_database import sql_database
+
+    credentials = config["credentials"]
+    if isinstance(credentials, str):
+        credentials = database_url(credentials, project_root)
+    backend = sql_backend(config, project_root)
     dlt_backend: Any = "pyarrow" if backend in ("adbc", "connectorx-mysql") else backend
     return sql_database(
         credentials=credentials,
@@ -246,7 +268,10 @@ def _sql_database(config: dict[str, Any], project_root: Path) -> DltSource:
         table_names=config.get("tables"),
         backend=dlt_backend,
         chunk_size=config.get("chunk_size", 100_000),
-        reflection_level=config.get("reflection_level", "full"),
+        # floe's own loaders type Arrow from the table itself; under a transform, dlt's
+        # column hints would bring back as nulls the columns it drops or renames
+        reflection_level=config.get("reflection_level", "minimal" if shaped and backend in
+                                    _OWN_LOADERS else "full"),
         include_views=config.get("include_views", False),
         # listed tables are reflected when first read; a whole schema has to be listed, which
         # happens here, at run time (Dagster definitions use the compiled schema asset instead)
@@ -357,7 +382,7 @@ def build_source(source: CompiledSource, project_root: Path,
         if source.source_type == "rest_api":
             dlt_source = _rest_api(config, source)
         elif source.source_type == "sql_database":
-            dlt_source = _sql_database(config, project_root)
+            dlt_source = _sql_database(config, project_root, source.transform is not None)
         elif source.source_type == "python":
             from floe.runtime.python_source import python_source
 

@@ -9,6 +9,7 @@ against 43 MB), Arrow in and out without copies, and these switches.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import duckdb
@@ -25,6 +26,19 @@ _LOCKED = {
 EngineError = duckdb.Error
 
 
+_CORES = os.cpu_count() or 1
+_SMALLEST_PART = 16_384
+
+
+def _spread(table: pa.Table) -> pa.Table:
+    """DuckDB scans an Arrow table one record batch per thread: a 125k-row batch alone keeps
+    one core busy (HMAC of 1M values: 1.14 s on one core, 0.58 s on two).  Slices are views."""
+    if table.num_rows < 2 * _SMALLEST_PART or len(table.to_batches()) >= _CORES:
+        return table
+    size = max(_SMALLEST_PART, -(-table.num_rows // _CORES))
+    return pa.Table.from_batches(table.to_batches(max_chunksize=size), schema=table.schema)
+
+
 class Engine:
     """One sandboxed connection; ``run`` evaluates a SELECT over one Arrow table."""
 
@@ -36,7 +50,7 @@ class Engine:
         allowlisted expression (floe.expressions), never text as written; values reach the
         engine only as parameters."""
         sql = "SELECT " + ", ".join(columns) + " FROM batch"  # noqa: S608 (see above)
-        self._connection.register("batch", table)
+        self._connection.register("batch", _spread(table))
         try:
             return self._connection.sql(sql, params=params or None).to_arrow_table()
         finally:

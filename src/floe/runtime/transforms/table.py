@@ -133,6 +133,16 @@ class TableTransform:
         return {out: source for out, source in self._plan("", list(names), ())[1]
                 if source is not None}
 
+    def reshaped(self) -> set[str]:
+        """Source columns that do not land as they came: dropped, renamed, or replaced by a
+        value of maybe another type (a dlt column hint for one would be wrong)."""
+        config = self.config
+        names = {*config.drop, *config.rename,
+                 *(c.name for c in config.columns if c.replace)}
+        if self.normalize is not None:
+            names |= {self.normalize(n) for n in names}
+        return names
+
     def depending_on(self, columns: set[str]) -> set[str]:
         """The Bronze columns whose value is computed from any of the source ``columns``."""
         found = set()
