@@ -215,6 +215,7 @@ def test_mysql_cdc(tmp_path: Path, mariadb: MariaDB) -> None:
     run(project, {"MYSQL_URL": url})
     rows = {r["id"]: r for r in project.read("bronze.people")}
     assert set(rows) == {2, 3} and rows[2]["full_name"] == "Tess Ter"
+    assert verified(project, {"MYSQL_URL": url}) == ["match"]
 
 
 # mistakes only the rows can show: named, and nothing commits -------------------------------
@@ -233,7 +234,8 @@ def _filesystem(tmp_path: Path, transform: str) -> Project:
 
 @pytest.mark.parametrize(("transform", "message"), [
     ("""    transform: {columns: {full_name: "frist_name || last_name"}}\n""",
-     "transform.columns.full_name reads column 'frist_name', which bronze.people does not "
+     "transform.columns.full_name 'frist_name || last_name' reads column 'frist_name', "
+     "which bronze.people does not "
      "have (did you mean 'first_name'?); its columns: id, first_name, last_name, email, iban, "
      "password_hash, status"),
     ("""    transform: {columns: {status: "upper(status)"}}\n""",

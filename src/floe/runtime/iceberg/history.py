@@ -237,8 +237,8 @@ def prepare(table: Table, rows: pa.Table, keys: Sequence[str], config: HistoryCo
         retired += [(k, moment) for k in (*current, *_key_list(_unique(older), keys))]
     replaced = touched
     if retired:
-        replaced = _unique(pa.concat_tables([touched, _keys_table(
-            [k for k, _ in retired], keys, touched.schema)]))
+        replaced = _unique(pa.concat_tables([touched, _keys_table(  # a not-null key
+            [k for k, _ in retired], keys, touched.schema)], promote_options="default"))
     return HistoryLoad(incoming, starts, pa.array(deleted, pa.bool_()),
                        _versions_to_replace(replaced, incoming, starts, now, keys), retired)
 

@@ -171,7 +171,8 @@ class TableTransform:
         added: list[str] = []
         for index, column in enumerate(config.columns):
             label = f"transform.columns.{column.name}"
-            reads = [resolve(name, label) for name in column.reads]
+            written = f"{label} {column.expression!r}" if column.expression else label
+            reads = [resolve(name, written) for name in column.reads]
             sql[column.name] = self._column_sql(column, index, reads)
             target = resolve(column.name, label) if column.replace else None
             if target is not None:
@@ -182,7 +183,7 @@ class TableTransform:
             else:
                 added.append(column.name)
         for name in self.where.columns if self.where else ():
-            resolve(name, "transform.where")
+            resolve(name, f"transform.where {self.config.where!r}")
         passed = [(renamed.get(n, n), n) for n in names if n not in dropped]
         taken = {out for out, _ in passed}
         for name in added:
@@ -223,8 +224,11 @@ class TableTransform:
             if selects else None
         values = {name: result[f"c{i}"] for i, name in enumerate(computed)} \
             if result is not None else {}
-        rows = pa.table({out: table[source] if source is not None else values[out]
-                         for out, source in layout})
+        fields = [table.schema.field(source).with_name(out) if source is not None  # as sent
+                  else pa.field(out, values[out].type) for out, source in layout]
+        rows = pa.Table.from_arrays(
+            [table[source] if source is not None else values[out] for out, source in layout],
+            schema=pa.schema(fields))
         if where_sql is None or result is None:
             return Applied(rows, table.select(list(key)).slice(0, 0))
         keep = result[_KEEP]
