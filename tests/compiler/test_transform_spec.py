@@ -209,3 +209,20 @@ def test_plan_warns_that_a_transform_change_changes_bronze(tmp_path: Path) -> No
     assert "null from now on" in str(changes["transform.columns.phone"].risk)
     assert changes["transform.where"].after == "status = 'live'"
     assert "--full-refresh" in str(changes["transform.where"].risk)
+
+
+@pytest.mark.parametrize(("column", "expected"), [
+    ("{expr: \"1\", mask: null}",
+     "12:17: sources[0].transform.columns.x: a transform column has exactly one of expr, "
+     "hash, mask (it has expr, mask)"),
+    ("{hash: sha256}", "12:17: sources[0].transform.columns.x: hash needs a salt"),
+    ("{mask: null, replace: true}",
+     "12:33: sources[0].transform.columns.x.replace: replace applies to expr, not to mask"),
+    ("{expr: \"1\", column: y}",
+     "12:32: sources[0].transform.columns.x.column: column applies to hash and mask; an "
+     "expression names the columns it reads itself"),
+    ("{mask: null, colour: y}",
+     "12:33: sources[0].transform.columns.x.colour: unknown key 'colour'"),
+])
+def test_column_mappings_are_checked(tmp_path: Path, column: str, expected: str) -> None:
+    assert errors_of(tmp_path, _with(f"      columns: {{x: {column}}}\n")) == [expected]

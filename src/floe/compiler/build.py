@@ -39,9 +39,7 @@ from floe.compiler.spec import (
     ColumnsSpec,
     Defaults,
     EnvironmentSpec,
-    ExpressionSpec,
     FloeSpec,
-    HashSpec,
     NotificationSpec,
     RetrySpec,
     SourceSpec,
@@ -170,19 +168,16 @@ def _transform(spec: TransformSpec | None) -> TransformConfig | None:
         return None
     columns: list[TransformColumn] = []
     for name, column in spec.columns.items():
-        if isinstance(column, str | ExpressionSpec):
-            text = column if isinstance(column, str) else column.expr
+        if isinstance(column, str) or column.kind == "expr":
+            text = column if isinstance(column, str) else str(column.expr)
             columns.append(TransformColumn(
                 name=name, kind="expression", expression=text, reads=parse(text).columns,
-                replace=isinstance(column, ExpressionSpec) and column.replace))
-        elif isinstance(column, HashSpec):
-            columns.append(TransformColumn(name=name, kind="hash", salt=column.salt,
-                                           reads=(column.column or name,),
-                                           replace=column.column in (None, name)))
+                replace=not isinstance(column, str) and column.replace))
         else:
-            columns.append(TransformColumn(name=name, kind="mask", mask=column.mask,
-                                           reads=(column.column or name,),
-                                           replace=column.column in (None, name)))
+            columns.append(TransformColumn(
+                name=name, kind="hash" if column.kind == "hash" else "mask",
+                salt=column.salt, mask=column.mask, reads=(column.column or name,),
+                replace=column.column in (None, name)))
     return TransformConfig(columns=tuple(columns), rename=dict(spec.rename),
                            drop=tuple(spec.drop), where=spec.where,
                            where_reads=parse(spec.where).columns if spec.where else ())

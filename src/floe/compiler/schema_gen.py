@@ -32,7 +32,8 @@ def _strip_nullable(node: Any) -> Any:
         return node
     node = {key: _strip_nullable(value) for key, value in node.items()}
     branches = node.get("anyOf")
-    optional = node.get("default", 0) is None  # a required key may be null on purpose
+    # a required key may be null on purpose, and so may one marked so (``mask: null``)
+    optional = node.get("default", 0) is None and not node.pop("x-null-allowed", False)
     if isinstance(branches, list) and {"type": "null"} in branches and optional:
         rest = [b for b in branches if b != {"type": "null"}]
         node.pop("anyOf")
@@ -45,10 +46,35 @@ def _strip_nullable(node: Any) -> Any:
     return node
 
 
+_STRING_OR_OBJECT = "ColumnSpec"
+
+
+def _string_or_object(schema: dict[str, Any]) -> dict[str, Any]:
+    """``str | ColumnSpec`` as one schema of type [string, object] (object keywords ignore a
+    string): validating a mapping then takes one pass, not a failed branch first."""
+    defs = schema.get("$defs", {})
+    target = defs.pop(_STRING_OR_OBJECT, None)
+    if target is None:
+        return schema
+    ref = {"$ref": f"#/$defs/{_STRING_OR_OBJECT}"}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if node.get("anyOf") == [{"type": "string"}, ref]:
+            rest = {k: v for k, v in node.items() if k != "anyOf"}
+            return {**{k: v for k, v in target.items() if k != "type"},
+                    "type": ["string", "object"], **rest}
+        return {key: walk(value) for key, value in node.items()}
+    return dict(walk(schema))
+
+
 def build_schema(model: type[BaseModel], schema_id: str) -> dict[str, Any]:
     schema = model.model_json_schema(by_alias=True, mode="validation")
     if model is not CompiledArtifacts:
-        schema = _strip_nullable(schema)
+        schema = _string_or_object(_strip_nullable(schema))
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": schema_id, **schema}
 
 

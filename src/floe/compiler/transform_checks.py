@@ -72,6 +72,34 @@ def check_transform(source: dict[str, Any], path: KeyPath, where: SourceMap
     yield from _expression(transform.get("where"), (*path, "where"), where)
 
 
+_KINDS = ("expr", "hash", "mask")
+_BELONGS = {"replace": "expr", "salt": "hash"}
+
+
+def _check_shape(column: dict[str, Any], path: KeyPath, where: SourceMap
+                 ) -> Iterator[Diagnostic]:
+    """One kind per column, and each key with the kind it belongs to."""
+    kinds = [k for k in _KINDS if k in column]
+    if len(kinds) != 1:
+        yield where.diagnostic(
+            path, "a transform column has exactly one of expr, hash, mask"
+            + (f" (it has {', '.join(kinds)})" if kinds else ""),
+            "e.g. `{expr: \"upper(name)\"}`, `{hash: sha256, salt: ...}` or "
+            "`{mask: \"****{last 4}\"}`", at_key=True)
+        return
+    for key, kind in _BELONGS.items():
+        if key in column and kind not in column:
+            yield where.diagnostic((*path, key), f"{key} applies to {kind}, not to "
+                                   f"{kinds[0]}", f"remove {key}", at_key=True)
+    if "column" in column and "expr" in column:
+        yield where.diagnostic((*path, "column"), "column applies to hash and mask; an "
+                               "expression names the columns it reads itself",
+                               "remove column", at_key=True)
+    if "hash" in column and "salt" not in column:
+        yield where.diagnostic(path, "hash needs a salt",
+                               "add `salt: \"{{ secret('PII_SALT') }}\"`", at_key=True)
+
+
 def _check_column(name: str, column: Any, path: KeyPath, keys: list[str], where: SourceMap
                   ) -> Iterator[Diagnostic]:
     if name.startswith(_OWN_PREFIXES):
@@ -82,6 +110,7 @@ def _check_column(name: str, column: Any, path: KeyPath, keys: list[str], where:
         return
     if not isinstance(column, dict):
         return
+    yield from _check_shape(column, path, where)
     if "expr" in column:
         yield from _expression(column["expr"], (*path, "expr"), where)
         if column.get("replace") is True and name in keys:
