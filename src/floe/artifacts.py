@@ -82,11 +82,18 @@ class MaintenanceConfig(_Frozen):
     retain_last: int = Field(default=10, ge=1)
 
 
+class MetricsConfig(_Frozen):
+    """platform.yaml ``metrics:``: a Pushgateway each run pushes to (1.5)."""
+
+    pushgateway: str | None = None
+
+
 class EnvironmentConfig(_Frozen):
     name: str
     catalog: CatalogConfig
     storage: StorageConfig | None = None
     maintenance: MaintenanceConfig | None = None
+    metrics: MetricsConfig | None = None
 
 
 class HistoryConfig(_Frozen):
@@ -238,6 +245,8 @@ class CompiledSource(_Frozen):
     retry: RetryConfig
     schedule: ScheduleConfig | None = None
     timeout_seconds: int | None = None
+    freshness_sla_seconds: int | None = Field(
+        default=None, description="floe status: stale when the newest load is older (1.5)")
     checks: tuple[CheckConfig, ...] = ()
     declared: tuple[str, ...] = Field(
         default=(), description="python sources: the hints floe.yaml sets itself (write_mode, "
@@ -261,17 +270,19 @@ class CompiledSource(_Frozen):
         return re.sub(r"[^A-Za-z0-9_]", "_", f"ingestion__{self.name}__{resource}")
 
 
-NotificationChannel = Literal["webhook", "slack", "teams", "email"]
+NotificationChannel = Literal["webhook", "slack", "teams", "email", "telegram"]
 
 
 class NotificationConfig(_Frozen):
     on: tuple[NotificationEvent, ...]
     channel: NotificationChannel = "webhook"
-    target: str = Field(description="the webhook URL or smtp:// URL (a secret reference)")
+    target: str = Field(description="the webhook URL, smtp:// URL or Telegram bot token (a "
+                        "secret reference)")
     template: str | None = Field(default=None, description="None: the event's default")
     email_to: tuple[str, ...] = ()
     email_from: str | None = None
     subject: str | None = None
+    chat_id: str | None = Field(default=None, description="telegram: the chat to post to")
 
 
 class CompiledArtifacts(_Frozen):

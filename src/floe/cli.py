@@ -326,6 +326,25 @@ def verify(
 
 
 @app.command()
+def status(
+    select: SelectOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON for machines.",
+                                          show_default="off")] = False,
+    lag: Annotated[bool, typer.Option(
+        "--lag/--no-lag", help="Ask CDC sources' databases how far behind they are.")] = True,
+    artifacts: ArtifactsOption = None,
+    env: CompiledEnvOption = None,
+) -> None:
+    """Every source's last successful load, its age against its freshness_sla, the last
+    failure if newer, and CDC lag: from the catalog. Exit 1 when any is not fresh."""
+    _artifact_first(artifacts, env)
+    from floe.runtime.observe.status import print_status
+
+    if print_status(out, artifacts, select or [], env, as_json, lag):
+        raise typer.Exit(1)
+
+
+@app.command()
 def maintain(
     select: SelectOption = None,
     older_than: Annotated[str, typer.Option(

@@ -18,6 +18,7 @@ from floe.artifacts import (
     FreshnessCheck,
     HistoryConfig,
     MaintenanceConfig,
+    MetricsConfig,
     NotificationConfig,
     NotNullCheck,
     NullRateCheck,
@@ -115,6 +116,10 @@ def _notification(spec: NotificationSpec) -> NotificationConfig:
             on=tuple(spec.on), channel="email", target=spec.email.smtp, template=spec.template,
             email_to=tuple(spec.email.to), email_from=spec.email.from_,
             subject=spec.email.subject)
+    if spec.telegram is not None:
+        return NotificationConfig(on=tuple(spec.on), channel="telegram",
+                                  target=spec.telegram.bot_token, template=spec.template,
+                                  chat_id=str(spec.telegram.chat_id))
     channel = "slack" if spec.slack else "teams" if spec.teams else "webhook"
     target = spec.slack or spec.teams or spec.webhook
     assert target is not None  # NotificationSpec guarantees one channel
@@ -226,6 +231,8 @@ def _source(spec: SourceSpec, defaults: Defaults, product: str) -> CompiledSourc
         schedule=ScheduleConfig(cron=cron, timezone=spec.timezone or defaults.timezone or "UTC")
         if cron else None,
         timeout_seconds=spec.timeout_seconds or defaults.timeout_seconds,
+        freshness_sla_seconds=duration_seconds(sla) if (
+            sla := spec.freshness_sla or defaults.freshness_sla) else None,
         checks=tuple(_check(c) for c in spec.checks),
         bad_rows=spec.bad_rows or "fail",
         history=_history(spec, write_mode, defaults),
@@ -257,6 +264,8 @@ def build_artifacts(
                 older_than_seconds=duration_seconds(environment.maintenance.older_than),
                 retain_last=environment.maintenance.retain_last)
             if environment.maintenance else None,
+            metrics=MetricsConfig(pushgateway=environment.metrics.pushgateway)
+            if environment.metrics else None,
         ),
         sources=tuple(_source(s, floe.defaults, product) for s in floe.sources),
         notifications=tuple(_notification(n) for n in floe.notifications),

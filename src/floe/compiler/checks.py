@@ -108,7 +108,7 @@ def check_project(
     return found
 
 
-_CHANNELS = ("webhook", "slack", "teams", "email")
+_CHANNELS = ("webhook", "slack", "teams", "email", "telegram")
 
 
 def _check_notification(note: dict[str, Any], path: KeyPath, where: SourceMap
@@ -116,7 +116,7 @@ def _check_notification(note: dict[str, Any], path: KeyPath, where: SourceMap
     channels = [c for c in _CHANNELS if c in note]
     if len(channels) != 1:
         yield where.diagnostic(
-            path, "a notification needs exactly one of webhook, slack, teams, email"
+            path, "a notification needs exactly one of webhook, slack, teams, email, telegram"
             + (f" (it has {', '.join(channels)})" if channels else ""),
             "e.g. `slack: \"{{ secret('SLACK_WEBHOOK') }}\"`")
     for key, value in (("template", note.get("template")),
@@ -130,6 +130,11 @@ def _check_notification(note: dict[str, Any], path: KeyPath, where: SourceMap
                 (*path, channel), f"the {channel} webhook URL is a credential: anyone with it "
                 "can post to your channel", f"use `{channel}: \"{{{{ secret('"
                 f"{channel.upper()}_WEBHOOK') }}}}\"`")
+    token = _dict(note.get("telegram")).get("bot_token")
+    if isinstance(token, str) and not has_secret_ref(token):
+        yield where.diagnostic(
+            (*path, "telegram", "bot_token"), "the bot token is a credential: anyone with it "
+            "can post as your bot", "use `bot_token: \"{{ secret('TELEGRAM_BOT_TOKEN') }}\"`")
     smtp = _dict(note.get("email")).get("smtp")
     if isinstance(smtp, str) and not has_secret_ref(smtp) and _URL_WITH_PASSWORD.match(smtp):
         yield where.diagnostic((*path, "email", "smtp"), "the smtp URL holds a password",

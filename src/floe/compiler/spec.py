@@ -73,6 +73,9 @@ class Defaults(_Spec):
     schedule: str | None = None
     timezone: str | None = None
     timeout_seconds: int | None = Field(default=None, gt=0)
+    freshness_sla: str | None = Field(
+        default=None, pattern=DURATION, description="how old a source's newest load may be "
+        "before `floe status` calls it stale, e.g. 2h")
 
 
 class RowCountSpec(_Spec):
@@ -226,6 +229,9 @@ class SourceSpec(_Spec):
     schedule: str | None = Field(default=None, description="cron, e.g. '0 * * * *'")
     timezone: str | None = None
     timeout_seconds: int | None = Field(default=None, gt=0)
+    freshness_sla: str | None = Field(
+        default=None, pattern=DURATION, description="how old the newest load may be before "
+        "`floe status` calls the source stale (exit 1) and the shipped alert fires, e.g. 2h")
     bad_rows: BadRows | None = Field(
         default=None, description="filesystem (csv, jsonl): what a malformed row does. fail "
         "(default): the load fails, naming file and line; skip: dropped and counted; "
@@ -247,23 +253,34 @@ class EmailSpec(_Spec):
     subject: str | None = Field(default=None, description="a Jinja template")
 
 
+class TelegramSpec(_Spec):
+    bot_token: str = Field(description="the bot's token, through secret() (it can post as "
+                           "the bot)")
+    chat_id: str | int = Field(description="the chat, group or channel to post to "
+                               "(e.g. -1001234567890 or @channel_name)")
+
+
 class NotificationSpec(_Spec):
-    """Exactly one channel: webhook, slack, teams or email."""
+    """Exactly one channel: webhook, slack, teams, email or telegram."""
 
     on: list[NotificationEvent] = Field(min_length=1)
     webhook: str | None = None
     slack: str | None = Field(default=None, description="a Slack incoming-webhook URL")
     teams: str | None = Field(default=None, description="a Teams incoming-webhook URL")
     email: EmailSpec | None = None
+    telegram: TelegramSpec | None = Field(default=None, description="a Telegram bot "
+                                          "message (Bot API sendMessage)")
     template: str | None = Field(
         default=None, description="a Jinja template; default: one per event (failure, "
         "success, check_failure)")
 
     @model_validator(mode="after")
     def _one_channel(self) -> NotificationSpec:
-        channels = [c for c in ("webhook", "slack", "teams", "email") if getattr(self, c)]
+        channels = [c for c in ("webhook", "slack", "teams", "email", "telegram")
+                    if getattr(self, c)]
         if len(channels) != 1:
-            raise ValueError("a notification has exactly one of webhook, slack, teams, email")
+            raise ValueError("a notification has exactly one of webhook, slack, teams, "
+                             "email, telegram")
         return self
 
 
@@ -311,10 +328,20 @@ class MaintenanceSpec(_Spec):
     retain_last: int = Field(default=10, ge=1, description="snapshots always kept per table")
 
 
+class MetricsSpec(_Spec):
+    """Where an environment's runs send their metrics (OTLP needs no setting here: the
+    standard OTEL_EXPORTER_OTLP_* variables turn it on)."""
+
+    pushgateway: str | None = Field(default=None, description="a Prometheus Pushgateway URL, "
+                                    "e.g. http://pushgateway:9091: each run pushes its "
+                                    "metrics, grouped by product and source")
+
+
 class EnvironmentSpec(_Spec):
     catalog: CatalogSpec
     storage: StorageSpec | None = None
     maintenance: MaintenanceSpec | None = None
+    metrics: MetricsSpec | None = None
 
 
 class PlatformSpec(_Spec):

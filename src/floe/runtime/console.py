@@ -24,6 +24,8 @@ from floe.runtime.iceberg.loads import total_rows
 from floe.runtime.iceberg.position_deletes import MERGE_MODE
 from floe.runtime.ingestion.result import IngestionResult
 from floe.runtime.notify import Undelivered, notify
+from floe.runtime.observe.export import telemetry
+from floe.runtime.observe.metrics import record_checks, record_load
 from floe.runtime.order import run_in_order
 from floe.runtime.plugins import HealthState, IngestionConfig, load_ingestion_plugin
 from floe.runtime.project import (
@@ -75,9 +77,17 @@ def run_with_progress(console: Console, artifacts_path: Path | None, select: Seq
     results = [by_name[s.name] for s in sources]
     checked = [(s, r) for s, r in zip(sources, results, strict=True) if r.success and s.checks]
     catalog = connect(project) if checked else None
-    checks = [outcome for source, result in checked if catalog is not None
-              for outcome in check_source(catalog, source, _resources(source, result),
-                                           project.root)]
+    metrics = telemetry(artifacts.environment)
+    product = artifacts.product.name
+    checks = []
+    for source, result in checked:
+        found = check_source(catalog, source, _resources(source, result), project.root) \
+            if catalog is not None else []
+        record_checks(metrics.instruments, product, source.name, [o for _, o in found])
+        checks += found
+    for source, result in zip(sources, results, strict=True):
+        record_load(metrics.instruments, product, source, result)
+    metrics.flush()
     _print_summary(console, sources, results)
     failing = _print_checks(console, checks)
     for undelivered in _notify(artifacts, sources, results, checks):

@@ -47,6 +47,8 @@ from floe.runtime.iceberg.pyiceberg_internals import (
 )
 from floe.runtime.iceberg.removed_rows import COMPACTION_PROPERTY, REMOVED_ROWS_PROPERTY
 from floe.runtime.iceberg.state import LOAD_ID_PROPERTY, state_files
+from floe.runtime.observe.export import Telemetry, telemetry
+from floe.runtime.observe.metrics import record_table
 
 SMALL_FILE_BYTES = 32 * 1024 * 1024
 MIN_FILES_TO_COMPACT = 4
@@ -60,6 +62,7 @@ class MaintainReport:
     snapshots_before: int = 0
     snapshots_after: int = 0
     note: str = ""
+    delete_files_after: int = 0
 
 
 def _protected(table: Table, retain_last: int) -> set[int]:
@@ -185,11 +188,22 @@ def maintain_source(catalog: Catalog, source: CompiledSource, older_than: dt.tim
             continue
         table = catalog.load_table((source.namespace, name))
         report.snapshots_after = len(table.snapshots())
-        report.files_after = sum(1 for _ in table.scan().plan_files())
+        tasks = list(table.scan().plan_files())
+        report.files_after = len(tasks)
+        report.delete_files_after = len({d.file_path for t in tasks for d in t.delete_files})
         report.note = (f"{compacted} small files compacted, {expired} snapshots expired, "
                        f"{orphans} unreferenced files removed")
         reports.append(report)
     return reports
+
+
+def record_maintenance(metrics: Telemetry, product: str, source: str,
+                       report: MaintainReport) -> None:
+    """A maintained table's files and snapshots, as metrics."""
+    if report.snapshots_after:
+        record_table(metrics.instruments, product, source, report.table, {
+            "data_files": report.files_after, "delete_files": report.delete_files_after,
+            "snapshots": report.snapshots_after})
 
 
 def print_maintenance(console: Console, artifacts_path: Path | None, select: Sequence[str],
@@ -203,10 +217,13 @@ def print_maintenance(console: Console, artifacts_path: Path | None, select: Seq
     catalog = connect(project)
     table = RichTable("source", name_column(), "files", "snapshots", "done",
                       title="floe maintain")
+    metrics = telemetry(project.artifacts.environment)
     for source in select_sources(project.artifacts, select):
         for report in maintain_source(catalog, source, older_than, retain_last):
+            record_maintenance(metrics, project.artifacts.product.name, source.name, report)
             table.add_row(source.name, report.table,
                           f"{report.files_before} -> {report.files_after}",
                           f"{report.snapshots_before} -> {report.snapshots_after}",
                           report.note)
     console.print(table)
+    metrics.flush()

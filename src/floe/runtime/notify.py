@@ -1,5 +1,6 @@
 """Render a ``notifications:`` message and deliver it, for `floe run` and Dagster: a generic
-webhook, Slack (incoming-webhook JSON), Teams (an Adaptive Card) or email (SMTP).
+webhook, Slack (incoming-webhook JSON), Teams (an Adaptive Card), email (SMTP) or Telegram
+(the Bot API's sendMessage).
 
 Targets are ``secret()``s: read from the environment when a message is sent and never logged.
 A delivery that keeps failing is retried, then logged and dropped: an alert must never fail a
@@ -9,6 +10,7 @@ load or crash a sensor.
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -136,6 +138,29 @@ def _email(notification: NotificationConfig, subject: str, body: str
     return send
 
 
+TELEGRAM_API = "https://api.telegram.org"
+_MARKDOWN_V2 = re.compile(r"([_*\[\]()~`>#+\-=|{}.!\\])")
+
+
+def telegram_escape(text: str) -> str:
+    """Text as MarkdownV2 shows it literally: a table such as ``bronze.my_table`` or an error
+    with ``*`` and ``[...]`` must not turn into formatting (or a rejected message)."""
+    return _MARKDOWN_V2.sub(r"\\\1", text)
+
+
+def telegram_message(title: str, message: str) -> str:
+    return f"*{telegram_escape(title)}*\n{telegram_escape(message)}"
+
+
+def _telegram(notification: NotificationConfig, text: str) -> Callable[[str], None]:
+    def send(token: str) -> None:
+        base = os.environ.get("FLOE_TELEGRAM_API_URL", TELEGRAM_API).rstrip("/")
+        requests.post(f"{base}/bot{token}/sendMessage", timeout=10, json={
+            "chat_id": notification.chat_id, "text": text, "parse_mode": "MarkdownV2",
+            "disable_web_page_preview": True}).raise_for_status()
+    return send
+
+
 def _send(notification: NotificationConfig, values: dict[str, str]) -> Undelivered | None:
     template = notification.template or DEFAULT_TEMPLATES[values["status"]]
     message = render(template, **values)
@@ -146,6 +171,9 @@ def _send(notification: NotificationConfig, values: dict[str, str]) -> Undeliver
     elif notification.channel == "email":
         subject = render(notification.subject or DEFAULT_SUBJECT, **values)
         send = _email(notification, subject, message)
+    elif notification.channel == "telegram":
+        send = _telegram(notification, telegram_message(render(DEFAULT_SUBJECT, **values),
+                                                        message))
     else:
         send = _post({"text": message, **values})
     return deliver(notification.target, send, channel=notification.channel)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from floe.runtime.iceberg.loads import CommitResult, TableLoad
 from floe.runtime.iceberg.state import SourceState
 from floe.runtime.ingestion.column_identity import stream_renames
 from floe.runtime.ingestion.errors import PipelineConfigurationError
+from floe.runtime.ingestion.result import CdcLag
 from floe.runtime.transforms import TableTransform
 
 Committed = list[tuple[str, str | None, CommitResult]]
@@ -118,14 +119,26 @@ class TablePlan:
     source_columns: dict[str, str] | None = None  # {column id: name}, where the source has ids
 
 
+@dataclass
+class Replicated:
+    """What a CDC run committed: per table, its commit, rows and changes by kind."""
+
+    committed: Committed = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # Bronze table -> rows
+    events: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> kind -> n
+    lag: CdcLag | None = None
+
+
 def commit_folds(source: CompiledSource, catalog: Catalog, plans: list[TablePlan],
                  workdir: Path, full_refresh: bool, load_id: str,
-                 transform: TableTransform | None = None) -> tuple[Committed, dict[str, int]]:
+                 transform: TableTransform | None = None, started_at: float | None = None
+                 ) -> Replicated:
     """One commit per table, in order; each one fenced by the state its run started from."""
-    committed: Committed = []
-    counts: dict[str, int] = {}
+    replicated = Replicated()
+    committed, counts = replicated.committed, replicated.counts
     for plan in plans:
         fold = plan.fold
+        replicated.events[source.table_for(plan.table)] = dict(fold.events)
         if source.history is not None:
             load = _history_load(source, catalog, plan, workdir, full_refresh, load_id,
                                  transform)
@@ -134,9 +147,10 @@ def commit_folds(source: CompiledSource, catalog: Catalog, plans: list[TablePlan
             load, rows = _latest_load(source, catalog, plan, workdir, full_refresh, load_id,
                                       transform)
         bronze_table = source.table_for(plan.table)
+        load = replace(load, started_at=started_at)
         committed.append((bronze_table, plan.table, commit_table_load(catalog, load)))
         counts[bronze_table] = rows
-    return committed, counts
+    return replicated
 
 
 def _history_load(source: CompiledSource, catalog: Catalog, plan: TablePlan, workdir: Path,

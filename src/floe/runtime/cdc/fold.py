@@ -85,6 +85,7 @@ class TableFold:
     log: list[_Logged] = field(default_factory=list)
     truncations: list[dt.datetime] = field(default_factory=list)  # history: TRUNCATE times
     renamed: list[tuple[str, str]] = field(default_factory=list)  # (old, new), in stream order
+    events: dict[str, int] = field(default_factory=dict)  # changes read, by kind (metrics)
     _key_at: dict[tuple[str, ...], tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -134,6 +135,10 @@ class TableFold:
         self.base.rename(old, new)
         self._key_at.clear()
         self.renamed.append((old, new))
+
+    def count(self, kind: str) -> None:
+        """One change of ``kind`` (insert, update, delete, truncate) read from the stream."""
+        self.events[kind] = self.events.get(kind, 0) + 1
 
     def key_of(self, names: tuple[str, ...], values: tuple[Any, ...]) -> Key:
         at = self._key_at.get(names)

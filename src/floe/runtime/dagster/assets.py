@@ -34,6 +34,8 @@ from floe.runtime.ingestion.plugin import DltIngestionPlugin
 from floe.runtime.ingestion.result import IngestionResult, TableResult
 from floe.runtime.ingestion.runner import parquet_destination
 from floe.runtime.ingestion.sources import build_source
+from floe.runtime.observe.export import telemetry
+from floe.runtime.observe.metrics import record_checks, record_load
 from floe.runtime.plugins import IngestionConfig
 from floe.runtime.quality import check_name, describe, evaluate
 
@@ -265,6 +267,9 @@ def ingestion_assets(artifacts: CompiledArtifacts, source: CompiledSource,
         with lineage_run(artifacts, source, list(selected.values())) as lineage:
             result = plugin.run(plugin.create_pipeline(config))
             lineage.finish(result.success, "; ".join(result.errors))
+        metrics = telemetry(artifacts.environment)  # the same metrics as floe run, per step
+        record_load(metrics.instruments, artifacts.product.name, source, result)
+        metrics.flush()
         if not result.success:
             transient = result.error_category == ErrorCategory.TRANSIENT.value
             raise dg.Failure(description="; ".join(result.errors), allow_retries=transient,
@@ -291,10 +296,12 @@ def quality_checks(artifacts: CompiledArtifacts, source: CompiledSource, resourc
         table = plugin.catalog().load_table(identifier)
         wanted = {k.name for k in context.selected_asset_check_keys}
         failed: list[str] = []
+        outcomes: list[Any] = []
         for check in source.checks:
             if check_name(check) not in wanted:
                 continue
             outcome = evaluate(table, check, source, resource, plugin.project_root)
+            outcomes.append(outcome)
             if not outcome.passed:
                 failed.append(f"{key.to_user_string()}:{outcome.name}")
             yield dg.AssetCheckResult(
@@ -303,6 +310,9 @@ def quality_checks(artifacts: CompiledArtifacts, source: CompiledSource, resourc
                 else dg.AssetCheckSeverity.ERROR,
                 description=outcome.message,
                 metadata={"message": outcome.message, **outcome.metadata})
+        metrics = telemetry(artifacts.environment)
+        record_checks(metrics.instruments, artifacts.product.name, source.name, outcomes)
+        metrics.flush()
         check_failure_alerts(artifacts, key.to_user_string(), failed, context)
 
     return _checks

@@ -12,7 +12,8 @@ import dagster as dg
 from floe.artifacts import CompiledArtifacts
 from floe.runtime.dagster.automation import scheduled
 from floe.runtime.iceberg.catalog import connect_catalog
-from floe.runtime.maintain import maintain_source
+from floe.runtime.maintain import maintain_source, record_maintenance
+from floe.runtime.observe.export import telemetry
 
 JOB_NAME = "floe_maintenance"
 
@@ -25,13 +26,16 @@ def maintenance_job(artifacts: CompiledArtifacts, root: Path) -> dg.JobDefinitio
     @dg.op(name="floe_maintain", description="floe maintain of every source's tables")
     def maintain(context: dg.OpExecutionContext) -> dg.Output[int]:
         catalog = connect_catalog(artifacts.environment, root)
+        metrics = telemetry(artifacts.environment)
         done = 0
         for source in artifacts.sources:
             for report in maintain_source(catalog, source,
                                           dt.timedelta(seconds=settings.older_than_seconds),
                                           settings.retain_last):
                 context.log.info(f"{report.table}: {report.note}")
+                record_maintenance(metrics, artifacts.product.name, source.name, report)
                 done += 1
+        metrics.flush()
         return dg.Output(done, metadata={"tables": done})
 
     @dg.job(name=JOB_NAME, description="Compact, expire and clean every Bronze table "

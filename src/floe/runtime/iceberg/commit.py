@@ -71,7 +71,7 @@ from floe.runtime.iceberg.pyiceberg_internals import (
 )
 from floe.runtime.iceberg.register import register, registrable
 from floe.runtime.iceberg.removed_rows import RemovedRows
-from floe.runtime.iceberg.state import read_source_state, snapshot_properties
+from floe.runtime.iceberg.state import STARTED_PROPERTY, read_source_state, snapshot_properties
 from floe.runtime.ingestion.column_identity import renames, stream_renames
 from floe.runtime.ingestion.errors import ConcurrentLoadError
 
@@ -380,6 +380,8 @@ def _commit_once(catalog: Catalog, load: TableLoad, incoming: pa.Schema) -> Comm
     before_id = before.snapshot_id if before is not None else None
     props = snapshot_properties(table, load.source_key, load.state, load.load_id,
                                 load.source_columns, carry_others=load.write_mode != "replace")
+    if load.started_at is not None:  # floe status: how long the load took
+        props[STARTED_PROPERTY] = str(int(load.started_at * 1000))
     renamed = [] if load.recreate else _renames(record.columns, load,
                                                 table.schema().column_names)
     with table.transaction() as tx:
@@ -416,13 +418,14 @@ def _summarize(table: Table, before_id: int | None, identifier: tuple[str, str],
                ) -> CommitResult:
     snapshot = table.current_snapshot()
     current_id = snapshot.snapshot_id if snapshot is not None else None
-    added = records = size = 0
+    added = records = size = deletes = 0
     while snapshot is not None and snapshot.snapshot_id != before_id:
         added += 1
         summary = snapshot.summary
         if summary is not None:
             records += int(summary["added-records"] or 0)
             size += int(summary["added-files-size"] or 0)
+            deletes += int(summary["added-delete-files"] or 0)
         parent = snapshot.parent_snapshot_id
         snapshot = table.snapshot_by_id(parent) if parent is not None else None
     newest = table.current_snapshot()
@@ -433,7 +436,7 @@ def _summarize(table: Table, before_id: int | None, identifier: tuple[str, str],
                         total_rows(newest), tuple(plan.changes),
                         before_id, created, renamed,
                         int(opened) if opened is not None and added else None,
-                        int(closed) if closed is not None and added else None)
+                        int(closed) if closed is not None and added else None, deletes)
 
 
 def undo_commit(catalog: Catalog, result: CommitResult) -> None:

@@ -44,6 +44,7 @@ class TableLoad:
     truncations: tuple[dt.datetime, ...] = ()  # history: when the source emptied the table
     partition_by: Sequence[str] = ()  # floe.yaml notation: day(updated_at), bucket(16, id)
     sort_by: Sequence[str] = ()
+    started_at: float | None = None  # the load's start (epoch seconds): floe status
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class CommitResult:
     renamed: tuple[tuple[str, str], ...] = ()
     versions_opened: int | None = None  # history tables: versions this load opened / closed
     versions_closed: int | None = None
+    delete_files_added: int = 0  # merge-on-read: position/equality delete files written
 
 
 def total_rows(snapshot: Snapshot | None) -> int | None:

@@ -26,6 +26,7 @@ from pyiceberg.table.snapshots import Snapshot
 
 STATE_PREFIX = "floe.state."
 LOAD_ID_PROPERTY = "floe.load-id"
+STARTED_PROPERTY = "floe.load-started-ms"  # when the load began (its commit is the snapshot)
 LEGACY_STATE_PROPERTY = "floe.dlt-state"  # floe < 0.2: one record for the last writer
 _MAX_WALK = 10_000
 STATE_INLINE_BYTES = 8 * 1024  # larger states are kept in a file the snapshot points at

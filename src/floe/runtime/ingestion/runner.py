@@ -37,6 +37,7 @@ from tenacity import (
 
 from floe.artifacts import CDC_SOURCE_TYPES, CompiledSource
 from floe.logs import get_logger, mask
+from floe.runtime.cdc.commit import Replicated
 from floe.runtime.iceberg.commit import commit_table_load, undo_commit
 from floe.runtime.iceberg.loads import UNFENCED, CommitResult, TableLoad
 from floe.runtime.iceberg.state import SourceState, recorded_states, restore_states
@@ -62,6 +63,7 @@ from floe.runtime.ingestion.sources import (
     shaped_at_extract,
 )
 from floe.runtime.ingestion.sql_mistakes import explain_sql_mistake
+from floe.runtime.observe.failures import record_failure
 from floe.runtime.python_source import LoadHints, resource_hints
 from floe.runtime.python_source.frames import user_error
 from floe.runtime.transforms import TableTransform
@@ -158,6 +160,7 @@ class _Extracted:
         self.tokens = tokens  # table -> state token at restore; None: not restored (refresh)
         self.landed: dict[str, int] = {}  # rows a transform let through, by table
         self.shaper: Shaper | None = None  # the source's transform, if it has one
+        self.started_at: float | None = None  # the run's start (epoch seconds)
 
     @property
     def row_counts(self) -> dict[str, int]:
@@ -266,8 +269,10 @@ def _is_transient(error: BaseException) -> bool:
     return categorize_error(error) is ErrorCategory.TRANSIENT
 
 
-def _log_retry(source: CompiledSource) -> Any:
+def _log_retry(source: CompiledSource, retried: list[int] | None = None) -> Any:
     def _before_sleep(state: RetryCallState) -> None:
+        if retried is not None:
+            retried[0] += 1
         error = state.outcome.exception() if state.outcome else None
         cause = _root_cause(error) if error is not None else None
         log.warning("ingestion.retry", pipeline_id=source.pipeline_name,
@@ -277,19 +282,20 @@ def _log_retry(source: CompiledSource) -> Any:
     return _before_sleep
 
 
-def _retrying(source: CompiledSource, retry_here: bool) -> Retrying:
+def _retrying(source: CompiledSource, retry_here: bool, retried: list[int] | None = None
+              ) -> Retrying:
     retry = source.retry
     return Retrying(
         retry=retry_if_exception(_is_transient),
         stop=stop_after_attempt(retry.max_retries + 1 if retry_here else 1),
         wait=wait_exponential(multiplier=retry.initial_delay_seconds,
                               min=retry.initial_delay_seconds, max=retry.max_delay_seconds),
-        before_sleep=_log_retry(source), reraise=True)
+        before_sleep=_log_retry(source, retried), reraise=True)
 
 
 def _replicate(source: CompiledSource, catalog: Catalog, workroot: Path, full_refresh: bool,
-               environ: Mapping[str, str] | None, deadline: Deadline, retry_here: bool
-               ) -> tuple[list[tuple[str, str | None, CommitResult]], dict[str, int]]:
+               environ: Mapping[str, str] | None, deadline: Deadline, retry_here: bool,
+               retried: list[int], started_at: float) -> Replicated:
     """postgres_cdc and mysql_cdc: their own readers (logical replication, the binlog), the
     same commits and fencing."""
     if source.source_type == "mysql_cdc":
@@ -299,20 +305,20 @@ def _replicate(source: CompiledSource, catalog: Catalog, workroot: Path, full_re
 
     config = resolved_config(source, environ)
     transform = _transformer(source, environ, dlt_names=False)
-    for attempt in _retrying(source, retry_here):
+    for attempt in _retrying(source, retry_here, retried):
         with attempt:
             return load_changes(source, catalog, config, workroot, full_refresh, deadline,
-                                f"{time.time():.6f}", transform)
+                                f"{time.time():.6f}", transform, started_at)
     raise AssertionError("unreachable: tenacity reraises")
 
 
 def extract_with_retry(source: CompiledSource, catalog: Catalog, project_root: Path,
                        workroot: Path, full_refresh: bool, environ: Mapping[str, str] | None,
-                       selected: Sequence[str] | None = None, retry_here: bool = True
-                       ) -> _Extracted:
+                       selected: Sequence[str] | None = None, retry_here: bool = True,
+                       retried: list[int] | None = None) -> _Extracted:
     """``retry_here=False`` when an orchestrator retries the whole step (Dagster's
     RetryPolicy): retries live in one layer, so attempts stay ``max_retries + 1``."""
-    attempts = _retrying(source, retry_here)
+    attempts = _retrying(source, retry_here, retried)
     for number, attempt in enumerate(attempts):
         with attempt:
             workdir = workroot / f"attempt-{number}"
@@ -397,7 +403,7 @@ def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,
             # soft deletes keep the marked row as it came: only hard ones remove the key
             delete_column=source.delete_column if root and source.deletes == "hard" else None,
             partition_by=source.partition_by, sort_by=source.sort_by,
-            history=source.history if root else None,
+            history=source.history if root else None, started_at=extracted.started_at,
             source_columns=extracted.column_ids.get(resource) if resource else None)
         try:
             results.append((table, resource, commit_table_load(catalog, load)))
@@ -490,8 +496,9 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
                ) -> IngestionResult:
     """Load one source (or only its ``resources``); never raises for a failed load, the
     result says what went wrong.  ``retry_here=False`` leaves retries to the caller."""
-    started = time.perf_counter()
-    bound = log.bind(pipeline_id=source.pipeline_name, source_type=source.source_type,
+    started, started_at, retried = time.perf_counter(), time.time(), [0]
+    bound = log.bind(pipeline_id=source.pipeline_name, source=source.name,
+                     source_type=source.source_type, table=source.destination_table,
                      destination_table=source.destination_table)
     attributes = {"ingestion.source_type": source.source_type,
                   "ingestion.destination_table": source.destination_table,
@@ -504,17 +511,20 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
         try:
             with tempfile.TemporaryDirectory(prefix="floe-dlt-") as workroot:
                 warnings: list[str] = []
+                replicated: Replicated | None = None
                 if source.source_type in CDC_SOURCE_TYPES:
-                    committed, row_counts = _replicate(source, catalog, Path(workroot),
-                                                       full_refresh, environ, deadline,
-                                                       retry_here)
+                    replicated = _replicate(source, catalog, Path(workroot), full_refresh,
+                                            environ, deadline, retry_here, retried,
+                                            started_at)
+                    committed, row_counts = replicated.committed, replicated.counts
                 else:
                     with deadline.interrupting("extracting"):
                         extracted = extract_with_retry(source, catalog, project_root,
                                                        Path(workroot), full_refresh, environ,
-                                                       resources, retry_here)
+                                                       resources, retry_here, retried)
                     deadline.check("extracting")
                     warnings = _landing_warnings(source, project_root, extracted, environ)
+                    extracted.started_at = started_at
                     committed = _commit_all(source, catalog, extracted, full_refresh,
                                             Path(workroot))
                     row_counts = extracted.row_counts
@@ -528,9 +538,11 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
                                  "error.category": error.category.value})
             bound.warning("ingestion.failed", status=status, error=str(error),
                           category=error.category.value, duration_seconds=round(duration, 3))
+            record_failure(catalog, source, str(error), error.category.value)
             return IngestionResult(source=source.name, success=False,
                                    duration_seconds=duration, errors=(str(error),),
-                                   error_category=error.category.value, status=status)
+                                   error_category=error.category.value, status=status,
+                                   retries=retried[0])
         tables = tuple(
             TableResult(table=f"{source.namespace}.{table}", resource=resource,
                         rows_loaded=int(row_counts.get(table, 0)),
@@ -539,7 +551,10 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
                         type_changes=tuple(str(c) for c in result.type_changes),
                         renamed=tuple(f"{old} -> {new}" for old, new in result.renamed),
                         versions_opened=result.versions_opened,
-                        versions_closed=result.versions_closed)
+                        versions_closed=result.versions_closed,
+                        delete_files_added=result.delete_files_added,
+                        events=tuple(sorted((replicated.events.get(table) or {}).items()))
+                        if replicated is not None else ())
             for table, resource, result in committed)
         _log_evolution(bound, tables)
         rows = sum(t.rows_loaded for t in tables)
@@ -553,4 +568,5 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
             bound.warning("ingestion.warning", warning=warning)
         return IngestionResult(source=source.name, success=True, rows_loaded=rows,
                                bytes_written=size, duration_seconds=duration, tables=tables,
-                               warnings=tuple(warnings))
+                               warnings=tuple(warnings), retries=retried[0],
+                               lag=replicated.lag if replicated is not None else None)

@@ -24,7 +24,7 @@ from pyiceberg.catalog import Catalog
 
 from floe.artifacts import CompiledSource
 from floe.runtime.cdc.commit import (
-    Committed,
+    Replicated,
     TablePlan,
     commit_folds,
     configuration_error,
@@ -41,6 +41,7 @@ from floe.runtime.cdc.mysql.server import (
 )
 from floe.runtime.iceberg.state import SourceState, restore_states
 from floe.runtime.ingestion.deadline import Deadline
+from floe.runtime.ingestion.result import CdcLag
 from floe.runtime.mysql.types import ColumnType, convert_row, converters
 from floe.runtime.transforms import TableTransform
 
@@ -69,8 +70,8 @@ def _key(source: CompiledSource, info: TableInfo) -> tuple[str, ...]:
 
 def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any],
                  workdir: Path, full_refresh: bool, deadline: Deadline,
-                 load_id: str, transform: TableTransform | None = None
-                 ) -> tuple[Committed, dict[str, int]]:
+                 load_id: str, transform: TableTransform | None = None,
+                 started_at: float | None = None) -> Replicated:
     """Read (interruptible by ``timeout_seconds``), then commit each table."""
     tables = list(config["tables"])
     server_id = int(config["server_id"])  # defaulted by the compiler
@@ -94,8 +95,21 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
     plans = [TablePlan(t, folds[t], restored[t], state, stored[t] is None)
              for t in tables if folds[t].changes or stored[t] is None
              or _far_behind(stored[t], upto)]
-    return commit_folds(source, catalog, plans, workdir, full_refresh, load_id,
-                        transform)
+    replicated = commit_folds(source, catalog, plans, workdir, full_refresh, load_id,
+                              transform, started_at)
+    replicated.lag = _lag(str(config["credentials"]), tables, upto)
+    return replicated
+
+
+def _lag(url: str, tables: list[str], upto: Position) -> CdcLag | None:
+    """Binlog bytes written since the position this run read up to (metrics; never fails
+    the run)."""
+    try:
+        with MySQLSource(url, tables) as db:
+            behind = db.lag_bytes(upto)
+    except Exception:
+        return None
+    return CdcLag(behind_bytes=behind, seconds=0.0 if behind == 0 else None)
 
 
 def _far_behind(stored: Position | None, upto: Position) -> bool:
@@ -147,6 +161,7 @@ class _Applier:
         if held is not None and change.position <= held:
             return  # already in Bronze (or in this run's copy)
         if isinstance(change, Truncate):
+            fold.count("truncate")
             fold.truncate(committed_at(change.timestamp))
             return
         if isinstance(change, Rename):
@@ -163,6 +178,8 @@ class _Applier:
         number, when = change.position.number, committed_at(change.timestamp)
         names = change.names
         for before, after in change.rows:
+            fold.count("delete" if after is None else "insert" if before is None
+                       else "update")
             if after is None:
                 assert before is not None
                 fold.delete(names, convert_row(convert, before), number, when)

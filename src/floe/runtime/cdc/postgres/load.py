@@ -27,7 +27,7 @@ from pyiceberg.catalog import Catalog
 
 from floe.artifacts import CompiledSource
 from floe.runtime.cdc.commit import (
-    Committed,
+    Replicated,
     TablePlan,
     commit_folds,
     configuration_error,
@@ -45,9 +45,11 @@ from floe.runtime.cdc.postgres.server import (
     ReplicationSetupError,
     TableInfo,
     arrow_type,
+    slot_wal,
 )
 from floe.runtime.iceberg.state import SourceState, restore_states
 from floe.runtime.ingestion.deadline import Deadline
+from floe.runtime.ingestion.result import CdcLag
 from floe.runtime.transforms import TableTransform
 
 
@@ -71,8 +73,8 @@ def _stored_lsn(state: SourceState) -> int | None:
 
 def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any],
                  workdir: Path, full_refresh: bool, deadline: Deadline,
-                 load_id: str, transform: TableTransform | None = None
-                 ) -> tuple[Committed, dict[str, int]]:
+                 load_id: str, transform: TableTransform | None = None,
+                 started_at: float | None = None) -> Replicated:
     """Read (interruptible by ``timeout_seconds``), then commit each table, then confirm."""
     tables = list(config["tables"])
     pg = PostgresSource(str(config["credentials"]), str(config["schema"]), tables,
@@ -90,10 +92,22 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
         plans = [TablePlan(t, folds[t], restored[t], {"lsn": upto}, stored[t] is None,
                            source_columns=infos[t].column_ids)
                  for t in tables if folds[t].changes or stored[t] is None]
-        committed, counts = commit_folds(source, catalog, plans, workdir, full_refresh,
-                                         load_id, transform)
+        replicated = commit_folds(source, catalog, plans, workdir, full_refresh, load_id,
+                                  transform, started_at)
         pg.advance(upto)  # only now: every table holds what the slot gives up
-    return committed, counts
+    replicated.lag = _lag(str(config["credentials"]), str(config["slot_name"]))
+    return replicated
+
+
+def _lag(url: str, slot: str) -> CdcLag | None:
+    """Where the slot stands once this run confirmed its position (metrics; never fails
+    the run)."""
+    try:
+        behind, retained = slot_wal(url, slot)
+    except Exception:
+        return None
+    return CdcLag(behind_bytes=behind, retained_bytes=retained,
+                  seconds=0.0 if behind == 0 else None)
 
 
 def _read(source: CompiledSource, catalog: Catalog, pg: PostgresSource,
@@ -180,8 +194,10 @@ class _Decoder:
 def _apply(fold: TableFold, decoder: _Decoder, message: Change | Truncate, lsn: int,
            committed_at: dt.datetime) -> None:
     if isinstance(message, Truncate):
+        fold.count("truncate")
         fold.truncate(committed_at)
         return
+    fold.count(message.kind)
     names = decoder.names
     if message.kind == "delete":
         assert message.old is not None

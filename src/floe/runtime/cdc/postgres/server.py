@@ -213,3 +213,15 @@ def slot_lag_bytes(url: str, slot: str) -> int | None:
         row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) "
                            "FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
     return int(row[0]) if row and row[0] is not None else None
+
+
+def slot_wal(url: str, slot: str) -> tuple[int, int]:
+    """(WAL bytes not yet confirmed by floe, WAL bytes the slot makes PostgreSQL keep)."""
+    with psycopg.connect(connection_url(url), autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), "
+            "pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) "
+            "FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
+    if row is None or row[0] is None:
+        raise LookupError(f"no replication slot {slot}")
+    return int(row[0]), int(row[1])
