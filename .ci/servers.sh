@@ -13,3 +13,15 @@ if [ ! -x /usr/sbin/mariadbd ] && ! command -v mariadbd >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
     (service mariadb stop || true) >/dev/null 2>&1
 fi
+if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/prometheus-pushgateway ]; then
+    # the metrics tests feed a real Pushgateway scraped by a real Prometheus (and promtool)
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "Prometheus is missing: run 'sudo apt-get install prometheus prometheus-pushgateway'" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        prometheus prometheus-pushgateway >/dev/null
+    (service prometheus stop || true) >/dev/null 2>&1
+    (service prometheus-pushgateway stop || true) >/dev/null 2>&1
+fi

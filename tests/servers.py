@@ -415,3 +415,88 @@ def glue_catalog_server() -> Iterator[GlueCatalog]:
     finally:
         process.kill()  # keeps no state worth a clean shutdown; SIGTERM can hang in werkzeug
         process.wait(timeout=15)
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """A Prometheus Pushgateway and a Prometheus scraping it every second (honor_labels),
+    evaluating ``rule_files`` every second: what a production Prometheus does with floe's
+    metrics, on loopback."""
+
+    pushgateway: str
+    prometheus: str
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        import json
+        import urllib.parse
+        import urllib.request
+
+        url = f"{self.prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.loads(response.read())
+        if body.get("status") != "success":
+            raise RuntimeError(f"Prometheus refused {expr!r}: {body}")
+        return list(body["data"]["result"])
+
+
+def _debian_binary(name: str, package: str) -> str:
+    found = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists()
+                                   else None)
+    if found is None:
+        raise RuntimeError(f"{name} is missing: run 'sudo apt-get install {package}' "
+                           "(.ci/servers.sh does; the tests start it)")
+    return found
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], what: str) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError as exc:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start") from exc
+            time.sleep(0.2)
+
+
+@contextmanager
+def monitoring_servers(rule_files: tuple[Path, ...] = ()) -> Iterator[Monitoring]:
+    gateway_port, prometheus_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="floe-prom-") as tmp:
+        root = Path(tmp)
+        config = root / "prometheus.yml"
+        rules = "".join(f"  - {path}\n" for path in rule_files)
+        config.write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            + (f"rule_files:\n{rules}" if rules else "")
+            + "scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n"
+            f"    static_configs: [{{targets: ['127.0.0.1:{gateway_port}']}}]\n")
+        processes = [subprocess.Popen(
+            [_debian_binary("prometheus-pushgateway", "prometheus-pushgateway"),
+             f"--web.listen-address=127.0.0.1:{gateway_port}",
+             f"--persistence.file={root / 'pushgateway.data'}"],  # Debian's default: /var/lib
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+        try:
+            _wait_http(f"http://127.0.0.1:{gateway_port}/-/ready", processes[0],
+                       "prometheus-pushgateway")
+            processes.append(subprocess.Popen(
+                [_debian_binary("prometheus", "prometheus"), f"--config.file={config}",
+                 f"--storage.tsdb.path={root / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{prometheus_port}"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True))
+            _wait_http(f"http://127.0.0.1:{prometheus_port}/-/ready", processes[1],
+                       "prometheus")
+            yield Monitoring(f"http://127.0.0.1:{gateway_port}",
+                             f"http://127.0.0.1:{prometheus_port}")
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()

@@ -87,11 +87,13 @@ def run_with_progress(console: Console, artifacts_path: Path | None, select: Seq
         checks += found
     for source, result in zip(sources, results, strict=True):
         record_load(metrics.instruments, product, source, result)
-    metrics.flush()
+    unsent = metrics.flush()
     _print_summary(console, sources, results)
     failing = _print_checks(console, checks)
     for undelivered in _notify(artifacts, sources, results, checks):
         console.print(str(undelivered), markup=False, style="yellow")
+    if unsent:  # the load stands; the metrics of this run are lost, said once
+        console.print(unsent, markup=False, style="yellow")
     return sum(1 for r in results if not r.success) + failing
 
 

@@ -2,9 +2,10 @@
 Pushgateway when platform.yaml names one, both, or nowhere.
 
 Nowhere costs nothing: the instruments are OpenTelemetry API no-ops and the SDK is not even
-imported.  A Pushgateway is the Prometheus way for batch jobs: each run replaces its group,
-one group per product and source (never one per run), with the values of that run
-(``prometheus_client`` writes the exposition and does the push).  An exporter that is down or
+imported.  A Pushgateway is the Prometheus way for batch jobs: one group per product and source (never
+one per run); each run replaces the metrics it sends in its group with that run's values and
+leaves the others (a ``floe maintain`` does not wipe the last load's figures).
+``prometheus_client`` writes the exposition and does the push (POST).  An exporter that is down or
 slow is logged once and never fails, or holds up, a load (a 2 s timeout).
 """
 
@@ -48,6 +49,7 @@ class Telemetry:
         self._memory: Any = None
         self._provider: Any = None
         self._warned = False
+        self.problem: str | None = None
         self._lock = threading.Lock()
         if pushgateway:
             from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -79,11 +81,12 @@ class Telemetry:
     def active(self) -> bool:
         return self._provider is not None
 
-    def flush(self) -> None:
+    def flush(self) -> str | None:
         """Send what was recorded: OTLP readers export now, the Pushgateway gets one push per
-        product and source.  Never raises."""
+        product and source.  Never raises; returns what could not be sent, to say once."""
         if self._provider is None:
-            return
+            return None
+        self.problem = None
         with self._lock:
             try:
                 self._provider.force_flush(timeout_millis=int(PUSH_TIMEOUT_SECONDS * 2000))
@@ -91,6 +94,7 @@ class Telemetry:
                 self._warn("otlp", exc)
             if self._memory is not None and self.pushgateway:
                 self._push(self._memory.get_metrics_data())
+        return self.problem
 
     def shutdown(self) -> None:
         if self._provider is not None:
@@ -102,6 +106,7 @@ class Telemetry:
             self._provider = None
 
     def _warn(self, where: str, exc: Exception) -> None:
+        self.problem = mask(f"metrics not sent to the {where}: {type(exc).__name__}: {exc}")
         if not self._warned:
             self._warned = True
             log.warning("metrics.export_failed", exporter=where,
@@ -109,14 +114,14 @@ class Telemetry:
 
     def _push(self, data: Any) -> None:
         from prometheus_client import CollectorRegistry
-        from prometheus_client.exposition import push_to_gateway
+        from prometheus_client.exposition import pushadd_to_gateway
 
         assert self.pushgateway is not None
         for group, families in _families(data).items():
             registry = CollectorRegistry(auto_describe=False)
             registry.register(_Fixed(families))
             try:
-                push_to_gateway(self.pushgateway, job="floe", registry=registry,
+                pushadd_to_gateway(self.pushgateway, job="floe", registry=registry,
                                 grouping_key=dict(zip(_GROUP, group, strict=True)),
                                 timeout=PUSH_TIMEOUT_SECONDS)
             except Exception as exc:
