@@ -2,11 +2,11 @@
 Pushgateway when platform.yaml names one, both, or nowhere.
 
 Nowhere costs nothing: the instruments are OpenTelemetry API no-ops and the SDK is not even
-imported.  A Pushgateway is the Prometheus way for batch jobs: one group per product and source (never
-one per run); each run replaces the metrics it sends in its group with that run's values and
-leaves the others (a ``floe maintain`` does not wipe the last load's figures).
-``prometheus_client`` writes the exposition and does the push (POST).  An exporter that is down or
-slow is logged once and never fails, or holds up, a load (a 2 s timeout).
+imported.  A Pushgateway is the Prometheus way for batch jobs: one group per product and
+source (never one per run); each run replaces the metrics it sends in its group with that
+run's values and leaves the others (a ``floe maintain`` does not wipe the last load's
+figures).  ``prometheus_client`` writes the exposition and does the push (POST).  An exporter
+that is down or slow is said once and never fails, or holds up, a load (a 2 s timeout).
 """
 
 from __future__ import annotations
