@@ -130,11 +130,6 @@ def _check_notification(note: dict[str, Any], path: KeyPath, where: SourceMap
                 (*path, channel), f"the {channel} webhook URL is a credential: anyone with it "
                 "can post to your channel", f"use `{channel}: \"{{{{ secret('"
                 f"{channel.upper()}_WEBHOOK') }}}}\"`")
-    token = _dict(note.get("telegram")).get("bot_token")
-    if isinstance(token, str) and not has_secret_ref(token):
-        yield where.diagnostic(
-            (*path, "telegram", "bot_token"), "the bot token is a credential: anyone with it "
-            "can post as your bot", "use `bot_token: \"{{ secret('TELEGRAM_BOT_TOKEN') }}\"`")
     smtp = _dict(note.get("email")).get("smtp")
     if isinstance(smtp, str) and not has_secret_ref(smtp) and _URL_WITH_PASSWORD.match(smtp):
         yield where.diagnostic((*path, "email", "smtp"), "the smtp URL holds a password",

@@ -33,6 +33,7 @@ _PATTERN_MESSAGES = {
     "max_age": "must be a duration such as 30m, 2h or 1d (units s, m, h, d, w)",
     "max_lag": "must be a duration such as 30m, 2h or 1d (units s, m, h, d, w)",
     "older_than": "must be a duration such as 12h, 7d or 2w (units s, m, h, d, w)",
+    "freshness_sla": "must be a duration such as 30m, 2h or 1d (units s, m, h, d, w)",
 }
 _ENUM_HINTS = {
     ("write_mode", "upsert"): "for upserts write `write_mode: merge` and `merge_strategy: upsert`",

@@ -53,6 +53,7 @@ def run_with_progress(console: Console, artifacts_path: Path | None, select: Seq
     artifacts = project.artifacts
     require_environment(artifacts, env)
     sources = select_sources(artifacts, select)
+    metrics = telemetry(artifacts.environment)  # before the loads: their spans get ids
     plugin = load_ingestion_plugin("dlt", environment=artifacts.environment,
                                    project_root=project.root)
     plugin.startup()
@@ -77,7 +78,6 @@ def run_with_progress(console: Console, artifacts_path: Path | None, select: Seq
     results = [by_name[s.name] for s in sources]
     checked = [(s, r) for s, r in zip(sources, results, strict=True) if r.success and s.checks]
     catalog = connect(project) if checked else None
-    metrics = telemetry(artifacts.environment)
     product = artifacts.product.name
     checks = []
     for source, result in checked:

@@ -127,6 +127,7 @@ class Replicated:
     counts: dict[str, int] = field(default_factory=dict)  # Bronze table -> rows
     events: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> kind -> n
     lag: CdcLag | None = None
+    load_id: str = ""
 
 
 def commit_folds(source: CompiledSource, catalog: Catalog, plans: list[TablePlan],
@@ -134,7 +135,7 @@ def commit_folds(source: CompiledSource, catalog: Catalog, plans: list[TablePlan
                  transform: TableTransform | None = None, started_at: float | None = None
                  ) -> Replicated:
     """One commit per table, in order; each one fenced by the state its run started from."""
-    replicated = Replicated()
+    replicated = Replicated(load_id=load_id)
     committed, counts = replicated.committed, replicated.counts
     for plan in plans:
         fold = plan.fold

@@ -556,6 +556,8 @@ def run_source(source: CompiledSource, catalog: Catalog, project_root: Path, *,
                         events=tuple(sorted((replicated.events.get(table) or {}).items()))
                         if replicated is not None else ())
             for table, resource, result in committed)
+        bound = bound.bind(load_id=replicated.load_id if replicated is not None
+                           else extracted.load_id())
         _log_evolution(bound, tables)
         rows = sum(t.rows_loaded for t in tables)
         size = sum(t.bytes_written for t in tables)

@@ -195,6 +195,38 @@ def _bound(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+_tracing: list[bool] = []
+
+
+def enable_tracing(environ: Mapping[str, str]) -> None:
+    """Real spans (with ids) when they can be used: JSON log lines then carry the trace and
+    span ids Loki and Tempo link on, and OTLP requests get the spans too.  Once per process;
+    never replaces a tracer provider the host application (Dagster, a test) set."""
+    if _tracing:
+        return
+    _tracing.append(True)
+    otlp = environ.get("OTEL_TRACES_EXPORTER", "").lower() != "none" and bool(
+        environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    if environ.get("FLOE_LOG_FORMAT") != "json" and not otlp:
+        return
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return
+    from opentelemetry.sdk.resources import Resource
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "floe"}))
+    if otlp:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
+            timeout=PUSH_TIMEOUT_SECONDS)))
+    trace.set_tracer_provider(provider)
+
+
 _current: list[tuple[tuple[str | None, bool], Telemetry]] = []
 
 
@@ -207,6 +239,7 @@ def telemetry(environment: EnvironmentConfig | None = None) -> Telemetry:
         from floe.secrets import resolve_secrets
 
         pushgateway = str(resolve_secrets(pushgateway, os.environ))
+    enable_tracing(os.environ)
     key = (pushgateway, otlp_requested(os.environ))
     if _current and _current[0][0] == key:
         return _current[0][1]
