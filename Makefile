@@ -52,6 +52,7 @@ bench: install
 	$(BIN)/python bench/cdc_mysql.py
 	$(BIN)/python bench/history.py
 	$(BIN)/python bench/transforms.py
+	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/changes_verify.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/python_source.py
