@@ -1,5 +1,6 @@
-"""transform: under Dagster: the asset and each materialization list computed, hashed and
-dropped columns (never the salt); OpenLineage carries column lineage for them."""
+"""Under Dagster: a transform's asset and materializations list computed, hashed and dropped
+columns (never the salt); OpenLineage carries column lineage for them; each step pushes the
+same metrics as `floe run`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from floe.runtime.dagster import build_definitions
 from tests.orchestration.project import drop_orders, fresh_orders
@@ -74,3 +76,32 @@ def test_metadata_and_column_lineage(tmp_path: Path, httpserver: HTTPServer,
     assert [(f["field"], f["transformations"][0]["subtype"]) for f in lineage["dataset"]] == [
         ("id", "FILTER")]
     assert SALT not in json.dumps(complete)
+
+
+def test_a_dagster_step_pushes_the_same_metrics(tmp_path: Path, httpserver: HTTPServer,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each step records and pushes what `floe run` does (platform.yaml metrics:)."""
+    pushed: list[tuple[str, str]] = []
+
+    def receive(request: Request) -> Response:
+        pushed.append((request.path, request.get_data(as_text=True)))
+        return Response("", status=200)
+
+    httpserver.expect_request("/metrics/job/floe/product/shop/source/orders",
+                              method="POST").respond_with_handler(receive)
+    monkeypatch.setenv("PII_SALT", SALT)
+    project = Project(tmp_path)
+    (tmp_path / "platform.yaml").write_text(
+        "apiVersion: floe.dev/v1\nkind: Platform\nenvironments:\n  dev:\n    catalog: {type: "
+        "sql, uri: \"sqlite:///.floe/catalog.db\", warehouse: .floe/wh}\n    metrics: "
+        f"{{pushgateway: \"{httpserver.url_for('/').rstrip('/')}\"}}\n")
+    project.write(FLOE_YAML.replace("sources:", "platform: platform.yaml\nsources:", 1))
+    project.compile()
+    drop_orders(tmp_path, [{**o, "note": "x"} for o in fresh_orders(3)])
+    defs = build_definitions(tmp_path / "target" / "compiled_artifacts.json")
+    key = dg.AssetKey("ingestion__orders__orders")
+    assert dg.materialize([defs.resolve_assets_def(key)]).success
+    text = pushed[-1][1]
+    assert 'floe_loads_total{status="ok"} 1' in text
+    assert 'floe_load_rows_total{table="bronze.orders"} 2' in text
+    assert SALT not in text

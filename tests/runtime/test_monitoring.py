@@ -145,6 +145,7 @@ def test_values_equal_what_the_run_and_postgresql_report(
         scenario: tuple[Path, dict[str, str]], monitoring: Monitoring,
         crm_postgres: Postgres) -> None:
     root, env = scenario
+    wait_for(monitoring, "floe_table_data_files")  # every push of the scenario was scraped
     rows = wait_for(monitoring, 'floe_load_rows_total{source="orders"}')
     project = load_project(root / "target" / "compiled_artifacts.json")
     catalog = open_catalog(project.artifacts.environment, root, env)
@@ -166,7 +167,7 @@ def test_values_equal_what_the_run_and_postgresql_report(
     assert 0 <= retained - pushed["crm"] <= 16_384, (retained, pushed)
     pushed_behind = values(monitoring.query('floe_cdc_behind_bytes{source="crm"}'), "source")
     assert 0 <= behind - pushed_behind["crm"] <= 16_384, (behind, pushed_behind)
-    files = monitoring.query('floe_table_data_files{source="orders"}')
+    files = wait_for(monitoring, 'floe_table_data_files{source="orders"}')
     assert values(files, "table") == {"bronze.orders": 1.0}
 
 
