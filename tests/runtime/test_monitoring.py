@@ -217,3 +217,19 @@ def test_no_secret_in_any_pushed_series(scenario: tuple[Path, dict[str, str]],
         text = response.read().decode()
     assert "floe_loads_total" in text
     assert crm_postgres.password not in text and crm_postgres.url not in text
+
+
+def test_cdc_lag_seconds_from_the_oldest_unapplied_commit(
+        scenario: tuple[Path, dict[str, str]], crm_postgres: Postgres) -> None:
+    """Behind the source: the seconds since the oldest transaction the slot still holds
+    committed (its BEGIN carries the time), peeked without consuming it."""
+    from floe.runtime.cdc.postgres.server import oldest_unapplied_commit
+
+    url, slot, publication = crm_postgres.url, "floe_shop_crm", "floe_shop_crm"
+    assert oldest_unapplied_commit(url, slot, publication) is None  # all applied
+    before = time.time()
+    crm_postgres.execute("INSERT INTO customers VALUES (9, 'Zed')")
+    crm_postgres.execute("INSERT INTO customers VALUES (10, 'Yo')")
+    committed = oldest_unapplied_commit(url, slot, publication)
+    assert committed is not None and before - 1 <= committed <= time.time() + 1
+    assert oldest_unapplied_commit(url, slot, publication) == committed  # nothing consumed

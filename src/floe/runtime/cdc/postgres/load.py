@@ -20,6 +20,7 @@ runs the catalog's ``{attnum: name}``, stored with every commit, catches the res
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from floe.runtime.cdc.postgres.server import (
     ReplicationSetupError,
     TableInfo,
     arrow_type,
+    oldest_unapplied_commit,
     slot_wal,
 )
 from floe.runtime.iceberg.state import SourceState, restore_states
@@ -95,19 +97,22 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
         replicated = commit_folds(source, catalog, plans, workdir, full_refresh, load_id,
                                   transform, started_at)
         pg.advance(upto)  # only now: every table holds what the slot gives up
-    replicated.lag = _lag(str(config["credentials"]), str(config["slot_name"]))
+    replicated.lag = _lag(str(config["credentials"]), str(config["slot_name"]),
+                          str(config["publication_name"]))
     return replicated
 
 
-def _lag(url: str, slot: str) -> CdcLag | None:
-    """Where the slot stands once this run confirmed its position (metrics; never fails
+def _lag(url: str, slot: str, publication: str) -> CdcLag | None:
+    """Where the slot stands once this run confirmed its position: WAL behind and retained,
+    and seconds since the oldest transaction not yet applied committed (metrics; never fails
     the run)."""
     try:
         behind, retained = slot_wal(url, slot)
+        oldest = oldest_unapplied_commit(url, slot, publication) if behind else None
     except Exception:
         return None
-    return CdcLag(behind_bytes=behind, retained_bytes=retained,
-                  seconds=0.0 if behind == 0 else None)
+    seconds = max(0.0, time.time() - oldest) if oldest is not None else 0.0
+    return CdcLag(behind_bytes=behind, retained_bytes=retained, seconds=seconds)
 
 
 def _read(source: CompiledSource, catalog: Catalog, pg: PostgresSource,

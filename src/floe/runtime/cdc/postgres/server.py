@@ -225,3 +225,22 @@ def slot_wal(url: str, slot: str) -> tuple[int, int]:
     if row is None or row[0] is None:
         raise LookupError(f"no replication slot {slot}")
     return int(row[0]), int(row[1])
+
+
+_PG_EPOCH = 946_684_800  # 2000-01-01 in Unix seconds: pgoutput's timestamps count from it
+
+
+def oldest_unapplied_commit(url: str, slot: str, publication: str) -> float | None:
+    """Unix time at which the oldest transaction the slot still holds committed (None: none):
+    its BEGIN message carries the commit time (pgoutput, protocol 1).  Peeked, not consumed;
+    the slot must not be in use."""
+    with psycopg.connect(connection_url(url), autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute(
+            "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, NULL, 1, "
+            "'proto_version', '1', 'publication_names', %s)", (slot, publication)).fetchone()
+    if row is None:
+        return None
+    data = bytes(row[0])
+    if data[:1] != b"B" or len(data) < 17:
+        return None
+    return _PG_EPOCH + int.from_bytes(data[9:17], "big", signed=True) / 1_000_000
