@@ -85,6 +85,29 @@ def init(
 
 
 @app.command()
+def schema(
+    kind: Annotated[str, typer.Argument(
+        help="floe, platform or artifacts.", show_default=True)] = "floe",
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write every schema into this folder (e.g. schemas) instead "
+        "of printing one.", file_okay=False, show_default="print")] = None,
+) -> None:
+    """The installed floe's JSON Schema for floe.yaml, platform.yaml or the artifact: for
+    editors (yaml-language-server) and CI, offline."""
+    from floe.scaffold import SCHEMA_FILES, schema_text
+
+    if kind not in SCHEMA_FILES:
+        raise FloeError(f"unknown schema {kind!r}: use one of {', '.join(SCHEMA_FILES)}")
+    if output is None:
+        print(schema_text(kind), end="")
+        return
+    output.mkdir(parents=True, exist_ok=True)
+    for name, filename in SCHEMA_FILES.items():
+        (output / filename).write_text(schema_text(name), encoding="utf-8")
+        out.print(f"  wrote {output / filename}")
+
+
+@app.command()
 def validate(
     file: FileOption = Path("floe.yaml"),
     env: EnvOption = None,

@@ -8,7 +8,7 @@ from pathlib import Path
 from floe.errors import FloeError
 
 _FLOE_YAML = """\
-# yaml-language-server: $schema=https://floe.dev/schemas/floe/v1.json
+# yaml-language-server: $schema=schemas/floe.schema.json
 apiVersion: floe.dev/v1
 kind: DataProduct
 metadata:
@@ -46,6 +46,23 @@ id,customer,amount,status,updated_at
 
 _GITIGNORE = "target/\n.floe/\n"
 
+# VS Code's YAML extension: completion and checks for both files, from the project's schemas
+_VSCODE_SETTINGS = """\
+{
+  "yaml.schemas": {
+    "schemas/floe.schema.json": ["floe.yaml", "**/floe.yaml"],
+    "schemas/platform.schema.json": ["platform.yaml", "**/platform.yaml"]
+  }
+}
+"""
+SCHEMA_FILES = {"floe": "floe.schema.json", "platform": "platform.schema.json",
+                "artifacts": "compiled_artifacts.schema.json"}
+
+
+def schema_text(kind: str) -> str:
+    """The installed floe's JSON Schema for ``kind`` (floe, platform, artifacts)."""
+    return (Path(__file__).parent / "schemas" / SCHEMA_FILES[kind]).read_text(encoding="utf-8")
+
 _README = """\
 # {name}
 
@@ -69,6 +86,11 @@ def init_project(directory: Path) -> list[Path]:
         directory / "data" / "orders.csv": _ORDERS_CSV,
         directory / ".gitignore": _GITIGNORE,
         directory / "README.md": _README.format(name=name),
+        # editors validate floe.yaml offline, against the schema of the floe that made it
+        # (`floe schema -o schemas` refreshes them after an upgrade)
+        directory / "schemas" / SCHEMA_FILES["floe"]: schema_text("floe"),
+        directory / "schemas" / SCHEMA_FILES["platform"]: schema_text("platform"),
+        directory / ".vscode" / "settings.json": _VSCODE_SETTINGS,
     }
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
