@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install servers run test lint typecheck unit schemas bench clean
+.PHONY: install servers run test lint typecheck unit schemas bench clean docs docs-serve
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,12 +36,21 @@ servers:
 unit: install servers
 	$(BIN)/pytest -q -n 2
 
-## Lint, type-check and the whole test suite (starts its own PostgreSQL, REST catalog, HTTP API).
-test: lint typecheck unit
+## The docs site (mkdocs-material) into target/site; strict: a broken link or anchor fails it.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
-## Regenerate src/floe/schemas/*.json after changing the models.
+## The docs site on http://127.0.0.1:8000 while you edit.
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+## Lint, type-check, the docs site and the whole test suite (starts its own servers).
+test: lint typecheck docs unit
+
+## Regenerate src/floe/schemas/*.json and docs/reference/*.md after changing the models, CLI or errors.
 schemas: install
 	$(BIN)/python -m floe.compiler.schema_gen
+	$(BIN)/python -m floe.reference docs/reference
 
 ## Benchmarks (ratios against bare dlt / pyiceberg / ADBC / hand-written Dagster, printed; ~20 min).
 bench: install

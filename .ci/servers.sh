@@ -25,3 +25,12 @@ if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/prometheus-pushgateway ]; the
     (service prometheus stop || true) >/dev/null 2>&1
     (service prometheus-pushgateway stop || true) >/dev/null 2>&1
 fi
+if ! command -v chromium >/dev/null 2>&1; then
+    # the docs test opens the built site in headless Chromium
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "Chromium is missing: run 'sudo apt-get install chromium'" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi

@@ -4,7 +4,8 @@ description lives), the CLI from the typer app, and troubleshooting from floe's 
 messages (read out of the source, so a new error is in the catalogue the moment it is written;
 a test fails when one has no fix).
 
-``docs/hooks.py`` writes them into ``docs/reference/`` when mkdocs builds the site.
+``docs/hooks.py`` writes them into ``docs/reference/`` when mkdocs builds the site; they are
+committed too (GitHub shows them), and a test fails when they differ from what the code says.
 """
 
 from __future__ import annotations
@@ -320,7 +321,7 @@ FIXES: dict[str, str] = {  # message template -> fix, for messages that do not c
 @dataclass(frozen=True)
 class ErrorEntry:
     area: str  # where it is raised: compile, run, command line
-    where: str  # module:line
+    where: str  # the module that raises it
     message: str  # the template, {...} for what varies
     fix: str
 
@@ -366,8 +367,8 @@ def error_catalogue() -> list[ErrorEntry]:
             if hint is None and len(texts) > 1:
                 hint = texts[1]
             fix = hint or FIXES.get(message) or (message if _FIX_WORDS.search(message) else "")
-            found.append(ErrorEntry(_area(path), f"{path.relative_to(_SOURCE.parent)}:"
-                                    f"{node.lineno}", message, fix if fix != message
+            found.append(ErrorEntry(_area(path), str(path.relative_to(_SOURCE.parent)),
+                                    message, fix if fix != message
                                     else "the message says what to do"))
     return found
 
@@ -393,3 +394,27 @@ def troubleshooting_page() -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ").replace("`", "'").strip() or "-"
+
+
+def pages(changelog: str) -> dict[str, str]:
+    """The generated pages, by file name under docs/reference/."""
+    return {"floe-yaml.md": schema_page("floe"), "platform-yaml.md": schema_page("platform"),
+            "cli.md": cli_page(), "troubleshooting.md": troubleshooting_page(),
+            "changelog.md": changelog.replace("](docs/", "](../")}
+
+
+def main() -> None:
+    """``python -m floe.reference [FOLDER]``: write the pages (committed under
+    docs/reference/, so GitHub shows them; `make schemas` runs this)."""
+    import sys
+
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/reference")
+    folder.mkdir(parents=True, exist_ok=True)
+    changelog = (folder.parent.parent / "CHANGELOG.md").read_text(encoding="utf-8")
+    for name, text in pages(changelog).items():
+        (folder / name).write_text(text, encoding="utf-8")
+        print(f"wrote {folder / name}")
+
+
+if __name__ == "__main__":
+    main()
