@@ -83,7 +83,9 @@ def test_yaml_blocks_compile(tmp_path: Path, page: Path, block: str) -> None:
     if "load_from" in block or "run_launcher" in block:  # Dagster's own files
         assert isinstance(data, dict)
         return
-    if block.startswith("apiVersion: floe.dev/v1"):
+    if "kind: Platform" in block:  # a whole platform.yaml
+        _compile(tmp_path, HEADER + "platform: platform.yaml\nsources: []\n", block)
+    elif block.startswith("apiVersion: floe.dev/v1"):
         _compile(tmp_path, block)
     elif block.startswith("- name:"):
         (tmp_path / "landing").mkdir()
