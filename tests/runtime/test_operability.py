@@ -238,7 +238,6 @@ def test_telegram_token_never_shows(httpserver: HTTPServer, monkeypatch: pytest.
                                     capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("TELEGRAM_TOKEN", TOKEN)
     monkeypatch.setenv("FLOE_TELEGRAM_API_URL", httpserver.url_for("/").rstrip("/"))
-    monkeypatch.setenv("FLOE_LOG_LEVEL", "debug")
     httpserver.expect_request(f"/bot{TOKEN}/sendMessage").respond_with_data("no", status=401)
     note = NotificationConfig(on=("failure",), channel="telegram",
                               target="${secret:TELEGRAM_TOKEN}", chat_id="1")
