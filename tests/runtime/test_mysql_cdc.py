@@ -710,3 +710,31 @@ def test_a_server_without_its_binary_log_names_the_fix(tmp_path: Path) -> None:
         "in my.cnf's [mysqld]) and restart it (pipeline=shop__nobinlog, "
         "source_type=mysql_cdc, table=bronze)"), result.errors
     assert result.error_category == "CONFIGURATION"
+
+
+def test_lag_in_seconds_is_the_age_of_the_oldest_unread_change(shop: Shop) -> None:
+    """What the metrics report: after a run, a change written since is the lag, in seconds
+    from its binlog timestamp; changes to other tables or databases do not count."""
+    import time
+
+    from floe.runtime.cdc.mysql.binlog import oldest_unread_change
+    from floe.runtime.cdc.mysql.server import MySQLSource
+
+    result = shop.run()
+    assert result.success and result.lag is not None
+    assert result.lag.seconds == 0.0
+    with MySQLSource(shop.url(), ["customers", "products"]) as db:
+        upto, _ = db.position()
+        assert oldest_unread_change(db.settings, 4242, shop.database,
+                                    ["customers", "products"], upto) is None
+        shop.mariadb.execute("CREATE DATABASE IF NOT EXISTS other_db; "
+                             "CREATE TABLE IF NOT EXISTS other_db.t (id int PRIMARY KEY); "
+                             "INSERT INTO other_db.t VALUES (1)")  # not ours: not lag
+        assert oldest_unread_change(db.settings, 4242, shop.database,
+                                    ["customers", "products"], upto) is None
+        before = time.time()
+        shop.execute("UPDATE customers SET name = 'Ada 2' WHERE id = 1")
+        written = oldest_unread_change(db.settings, 4242, shop.database,
+                                       ["customers", "products"], upto)
+    shop.mariadb.execute("DROP DATABASE other_db")
+    assert written is not None and before - 2 <= written <= time.time() + 1

@@ -172,6 +172,31 @@ def read_changes(settings: dict[str, Any], server_id: int, schema: str,
         stream.close()
 
 
+def oldest_unread_change(settings: dict[str, Any], server_id: int, schema: str,
+                         tables: Sequence[str], after: Position) -> float | None:
+    """Unix time of the first change to ``tables`` written after ``after`` (None: none yet):
+    how far behind a run left the source, in seconds (metrics)."""
+    stream = BinLogStreamReader(
+        connection_settings=settings, server_id=server_id, blocking=False,
+        resume_stream=True, log_file=after.file, log_pos=after.offset,
+        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent,
+                     PartialUpdateRowsEvent, RotateEvent],
+        only_schemas=[schema], report_slave="floe", pymysql_wrapper=Connection)
+    current = after.file
+    try:
+        for event in stream:
+            if isinstance(event, RotateEvent):
+                current = str(event.next_binlog)
+                continue
+            if Position(current, int(event.packet.log_pos)) <= after:
+                continue
+            if event.schema == schema and event.table in tables:
+                return float(event.timestamp)
+        return None
+    finally:
+        stream.close()
+
+
 _Decoded = tuple[tuple[str, ...], tuple[ColumnType, ...], RowReader | None]
 
 

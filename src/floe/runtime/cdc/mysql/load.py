@@ -17,6 +17,7 @@ grown past it, so a quiet table never makes every run read an ever longer backlo
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,13 @@ from floe.runtime.cdc.commit import (
     no_cyclic_gc,
 )
 from floe.runtime.cdc.fold import TableFold
-from floe.runtime.cdc.mysql.binlog import Rename, RowChange, Truncate, read_changes
+from floe.runtime.cdc.mysql.binlog import (
+    Rename,
+    RowChange,
+    Truncate,
+    oldest_unread_change,
+    read_changes,
+)
 from floe.runtime.cdc.mysql.server import (
     MySQLSource,
     Position,
@@ -97,19 +104,22 @@ def load_changes(source: CompiledSource, catalog: Catalog, config: dict[str, Any
              or _far_behind(stored[t], upto)]
     replicated = commit_folds(source, catalog, plans, workdir, full_refresh, load_id,
                               transform, started_at)
-    replicated.lag = _lag(str(config["credentials"]), tables, upto)
+    replicated.lag = _lag(str(config["credentials"]), tables, upto, server_id)
     return replicated
 
 
-def _lag(url: str, tables: list[str], upto: Position) -> CdcLag | None:
-    """Binlog bytes written since the position this run read up to (metrics; never fails
-    the run)."""
+def _lag(url: str, tables: list[str], upto: Position, server_id: int) -> CdcLag | None:
+    """Binlog bytes written since the position this run read up to, and seconds since the
+    first of them that changed one of its tables (metrics; never fails the run)."""
     try:
         with MySQLSource(url, tables) as db:
             behind = db.lag_bytes(upto)
+            oldest = oldest_unread_change(db.settings, server_id, db.database, tables,
+                                          upto) if behind else None
     except Exception:
         return None
-    return CdcLag(behind_bytes=behind, seconds=0.0 if behind == 0 else None)
+    seconds = max(0.0, time.time() - oldest) if oldest is not None else 0.0
+    return CdcLag(behind_bytes=behind, seconds=seconds)
 
 
 def _far_behind(stored: Position | None, upto: Position) -> bool:
