@@ -379,11 +379,10 @@ class Shaped:
 
     def batches(self, batches: Iterable[pa.RecordBatch], table: str, key: list[str]
                 ) -> Iterator[pa.RecordBatch]:
+        landed_as = {source: out for out, source in self.sources.items()}
         for batch in batches:
             if self.transform is None:
-                renamed = [next((o for o, s in self.sources.items() if s == n), n)
-                           for n in batch.schema.names]
-                yield batch.rename_columns(renamed)
+                yield batch.rename_columns([landed_as.get(n, n) for n in batch.schema.names])
                 continue
             rows = self.transform.apply(pa.Table.from_batches([batch]), table, key).rows
             yield from rows.to_batches()

@@ -90,12 +90,9 @@ def _fill_from_bronze(catalog: Catalog, source: CompiledSource, table: str,
     deleted = fold.deleted_keys() if source.deletes == "soft" else []
     bronze = _bronze_rows(catalog, source, table, fold, pending + deleted)
     copied = fold.copied_rows(pending)
+    as_sent = as_source(transform, fold, bronze) if transform else bronze
     for key in pending:
-        if key in copied:
-            fold.fill(key, copied[key])
-        else:
-            row = bronze.get(key, {})
-            fold.fill(key, as_source(transform, fold, row) if transform else row)
+        fold.fill(key, copied[key] if key in copied else as_sent.get(key, {}))
     soft = {key: bronze[key] for key in deleted if key in bronze} \
         if source.deletes == "soft" else None
     return _Filled(soft, {k: bronze[k] for k in pending if k in bronze and k not in copied},
@@ -165,7 +162,7 @@ def _history_load(source: CompiledSource, catalog: Catalog, plan: TablePlan, wor
     pending = fold.unchanged_keys()
     bronze = _bronze_rows(catalog, source, plan.table, fold, pending)
     if transform is not None:
-        bronze = {key: as_source(transform, fold, row) for key, row in bronze.items()}
+        bronze = as_source(transform, fold, bronze)
     versions = fold.history_rows({**bronze, **fold.copied_rows(pending)})
     copied = fold.copy_files(workdir)
     if transform is not None:

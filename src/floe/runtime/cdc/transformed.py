@@ -24,10 +24,12 @@ from floe.runtime.cdc.fold import COMMITTED_COLUMN, DELETED_COLUMN, Key, Row, Ta
 from floe.runtime.transforms import TableTransform
 
 
-def as_source(transform: TableTransform, fold: TableFold, row: Row) -> Row:
-    """Bronze's row under the fold's source names, for the columns Bronze keeps as sent."""
+def as_source(transform: TableTransform, fold: TableFold, rows: dict[Key, Row]
+              ) -> dict[Key, Row]:
+    """Bronze's rows under the fold's source names, for the columns Bronze keeps as sent."""
     through = transform.passed_through(list(fold.types))
-    return {source: row[out] for out, source in through.items() if out in row}
+    return {key: {source: row[out] for out, source in through.items() if out in row}
+            for key, row in rows.items()}
 
 
 def shape_copy(transform: TableTransform, fold: TableFold, files: list[str], workdir: Path,

@@ -45,13 +45,15 @@ class SourceState:
         return self.load_id
 
 
-def newest_load(table: Table) -> Snapshot | None:
-    """The newest snapshot floe wrote (maintenance or foreign writers' snapshots skipped)."""
+def newest_load(table: Table, load_id: str | None = None) -> Snapshot | None:
+    """The newest snapshot floe wrote (maintenance or foreign writers' snapshots skipped),
+    or with ``load_id`` the one that load wrote."""
     snapshot = table.current_snapshot()
     for _ in range(_MAX_WALK):
         if snapshot is None:
             return None
-        if snapshot.summary is not None and snapshot.summary[LOAD_ID_PROPERTY] is not None:
+        written = snapshot.summary[LOAD_ID_PROPERTY] if snapshot.summary is not None else None
+        if written is not None and (load_id is None or written == load_id):
             return snapshot
         if snapshot.parent_snapshot_id is None:
             return None

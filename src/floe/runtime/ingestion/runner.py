@@ -355,12 +355,13 @@ def _transformer(source: CompiledSource, environ: Mapping[str, str] | None,
     floe.yaml wrote as the source has it is found under that name too."""
     if source.transform is None:
         return None
-    from dlt.common.normalizers.naming.snake_case import NamingConvention
+    normalize = None
+    if dlt_names:
+        from dlt.common.normalizers.naming.snake_case import NamingConvention
 
+        normalize = NamingConvention().normalize_identifier
     return TableTransform(source.transform, os.environ if environ is None else environ,
-                          f"source {source.name}",
-                          NamingConvention().normalize_identifier if dlt_names else None,
-                          about(source))
+                          f"source {source.name}", normalize, about(source))
 
 
 def _commit_all(source: CompiledSource, catalog: Catalog, extracted: _Extracted,

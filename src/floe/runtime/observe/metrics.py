@@ -61,7 +61,7 @@ class Instruments:
 
 
 def _status(result: IngestionResult) -> str:
-    if any("ConcurrentLoadError" in e or "another run of" in e for e in result.errors):
+    if any("another run of this source committed" in e for e in result.errors):  # fenced
         return "fenced"
     return _STATUS.get(result.status, result.status)
 

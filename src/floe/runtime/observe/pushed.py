@@ -120,9 +120,8 @@ def _number(value: float) -> str:
 
 
 def _family(series: _Series, points: list[tuple[Labels, Any]]) -> list[str]:
-    kind = "counter" if series.kind == "counter" else series.kind
     name = series.name
-    out = [f"# HELP {name} {_escape(series.help)}", f"# TYPE {name} {kind}"]
+    out = [f"# HELP {name} {_escape(series.help)}", f"# TYPE {name} {series.kind}"]
     for labels, value in points:
         if series.kind == "counter":
             out.append(f"{name}_total{_labels(labels)} {_number(value)}")

@@ -25,20 +25,13 @@ from typing import Any
 
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
-from pyiceberg.table import Table
-from pyiceberg.table.snapshots import Snapshot
 
 from floe.artifacts import CompiledSource
 from floe.logs import mask
-from floe.runtime.iceberg.state import (
-    LOAD_ID_PROPERTY,
-    STARTED_PROPERTY,
-    read_source_state,
-)
+from floe.runtime.iceberg.state import STARTED_PROPERTY, newest_load, read_source_state
 from floe.runtime.observe.failures import Failure, failures
 
 HEALTHY = "fresh"
-_MAX_WALK = 10_000
 
 
 @dataclass
@@ -69,20 +62,6 @@ def _iso(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _load_snapshot(table: Table, load_id: str) -> Snapshot | None:
-    """The snapshot the load ``load_id`` committed (walking back from the current one)."""
-    snapshot = table.current_snapshot()
-    for _ in range(_MAX_WALK):
-        if snapshot is None:
-            return None
-        if snapshot.summary is not None and snapshot.summary[LOAD_ID_PROPERTY] == load_id:
-            return snapshot
-        if snapshot.parent_snapshot_id is None:
-            return None
-        snapshot = table.snapshot_by_id(snapshot.parent_snapshot_id)
-    return None
-
-
 @dataclass
 class _Load:
     at: float  # commit time, epoch seconds
@@ -98,7 +77,7 @@ def _last_load(catalog: Catalog, source: CompiledSource, table_name: str) -> _Lo
     record = read_source_state(table, source.pipeline_name)
     if record.load_id is None:
         return None
-    snapshot = _load_snapshot(table, record.load_id)
+    snapshot = newest_load(table, record.load_id)
     if snapshot is None:
         return None
     summary = snapshot.summary

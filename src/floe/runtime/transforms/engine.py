@@ -55,6 +55,3 @@ class Engine:
             return self._connection.sql(sql, params=params or None).to_arrow_table()
         finally:
             self._connection.unregister("batch")
-
-    def close(self) -> None:
-        self._connection.close()

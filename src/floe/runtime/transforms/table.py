@@ -58,6 +58,16 @@ def _hash_sql(column: str, index: int) -> str:
     return f"sha256($outer{index}::BLOB || unhex(sha256($inner{index}::BLOB || {value})))"
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How a table with given columns lands: each output column with the source column it
+    passes on (None: computed), the computed columns' SQL, and the filter's SQL."""
+
+    layout: list[tuple[str, str | None]]
+    computed: dict[str, str]
+    where_sql: str | None
+
+
 def _own(name: str) -> bool:
     return name.startswith(("_floe_", "_dlt_"))
 
@@ -101,11 +111,6 @@ class TableTransform:
             self._engine = Engine()
         return self._engine
 
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
-
     # names -------------------------------------------------------------------------------
 
     def _resolver(self, table_name: str, names: Sequence[str]) -> Callable[[str, str], str]:
@@ -125,12 +130,12 @@ class TableTransform:
 
     def output_names(self, names: Sequence[str]) -> list[str]:
         """The columns a table with ``names`` lands with (for ``floe verify`` and lineage)."""
-        return self._plan("", list(names), ())[0]
+        return [out for out, _ in self._plan("", list(names), ()).layout]
 
     def passed_through(self, names: Sequence[str]) -> dict[str, str]:
         """{Bronze column: source column} of the columns that land as the source sent them
         (renamed at most): Bronze's value of one is the source's value."""
-        return {out: source for out, source in self._plan("", list(names), ())[1]
+        return {out: source for out, source in self._plan("", list(names), ()).layout
                 if source is not None}
 
     def reshaped(self) -> set[str]:
@@ -152,10 +157,8 @@ class TableTransform:
                           else column.name)
         return found
 
-    def _plan(self, table_name: str, names: list[str], key: Sequence[str]
-              ) -> tuple[list[str], list[tuple[str, str | None]], dict[str, str]]:
-        """(output names, [(output name, source column it passes on or None: computed)],
-        {column name: SQL}) for a table with ``names``."""
+    def _plan(self, table_name: str, names: list[str], key: Sequence[str]) -> _Plan:
+        """What a table with ``names`` lands as, every name resolved once."""
         resolve = self._resolver(table_name, names)
         config = self.config
         dropped = {resolve(n, f"transform.drop '{n}'") for n in config.drop}
@@ -182,8 +185,9 @@ class TableTransform:
                 replaced[target] = column.name
             else:
                 added.append(column.name)
-        for name in self.where.columns if self.where else ():
-            resolve(name, f"transform.where {self.config.where!r}")
+        where_sql = self.where.sql(
+            lambda n: resolve(n, f"transform.where {self.config.where!r}")) \
+            if self.where else None
         passed = [(renamed.get(n, n), n) for n in names if n not in dropped]
         taken = {out for out, _ in passed}
         for name in added:
@@ -196,8 +200,8 @@ class TableTransform:
         layout += [(name, None) for name in added]
         sources_of = {out: replaced.get(source, source) for out, source in passed}
         sources_of.update({name: name for name in added})
-        return [out for out, _ in layout], layout, {
-            out: sql[sources_of[out]] for out, source in layout if source is None}
+        return _Plan(layout, {out: sql[sources_of[out]] for out, source in layout
+                              if source is None}, where_sql)
 
     def _column_sql(self, column: TransformColumn, index: int, reads: list[str]) -> str:
         if column.kind == "hash":
@@ -212,12 +216,9 @@ class TableTransform:
 
     def apply(self, table: pa.Table, table_name: str, key: Sequence[str],
               filter_rows: bool = True) -> Applied:
-        names = table.column_names
-        _, layout, computed = self._plan(table_name, names, key)
-        resolve = self._resolver(table_name, names)
+        plan = self._plan(table_name, table.column_names, key)
+        layout, computed, where_sql = plan.layout, plan.computed, plan.where_sql
         selects = [f"{sql} AS \"c{i}\"" for i, sql in enumerate(computed.values())]
-        where_sql = self.where.sql(lambda n: resolve(n, "transform.where")) \
-            if self.where else None
         if where_sql is not None:
             selects.append(f"({where_sql}) AS \"{_KEEP}\"")
         result = self._run(selects, table, table_name, key, list(computed), where_sql) \

@@ -209,10 +209,10 @@ class PostgresSource:
 
 def slot_lag_bytes(url: str, slot: str) -> int | None:
     """How much WAL the slot holds back (None: no such slot)."""
-    with psycopg.connect(connection_url(url), autocommit=True) as conn:
-        row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) "
-                           "FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
-    return int(row[0]) if row and row[0] is not None else None
+    try:
+        return slot_wal(url, slot)[0]
+    except LookupError:
+        return None
 
 
 def slot_wal(url: str, slot: str) -> tuple[int, int]:
