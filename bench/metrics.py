@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.servers import monitoring_servers, rest_catalog_server
+from tests.servers import monitoring_servers, pushing_platform_yaml, rest_catalog_server
 
 FLOE = str(Path(sys.executable).with_name("floe"))
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -62,15 +62,7 @@ def project(root: Path, sources: int, platform: str = "") -> Path:
 def bench_push(root: Path, repeat: int) -> None:
     with monitoring_servers() as servers:
         plain = project(root / "plain", 1)
-        pushed = project(root / "pushed", 1, f"""\
-            apiVersion: floe.dev/v1
-            kind: Platform
-            environments:
-              dev:
-                catalog: {{type: sql, uri: "sqlite:///.floe/catalog.db",
-                          warehouse: .floe/warehouse}}
-                metrics: {{pushgateway: "{servers.pushgateway}"}}
-            """)
+        pushed = project(root / "pushed", 1, pushing_platform_yaml(servers.pushgateway))
         for folder in (plain, pushed):
             floe(folder, "compile")
             floe(folder, "run")  # the first load; every later run finds nothing new

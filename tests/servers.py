@@ -41,6 +41,13 @@ class Postgres:
     def url_for(self, scheme: str) -> str:
         return f"{scheme}://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
 
+    def drop_slot(self, slot: str, publication: bool = False) -> None:
+        """Drop a replication slot (PostgreSQL keeps WAL for a slot nobody reads), and the
+        publication of the same name with ``publication``."""
+        self.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                     f"WHERE slot_name = '{slot}';"
+                     + (f" DROP PUBLICATION IF EXISTS {slot};" if publication else ""))
+
     def execute(self, sql: str) -> None:
         import psycopg2
 
@@ -437,6 +444,15 @@ class Monitoring:
         if body.get("status") != "success":
             raise RuntimeError(f"Prometheus refused {expr!r}: {body}")
         return list(body["data"]["result"])
+
+
+def pushing_platform_yaml(pushgateway: str) -> str:
+    """platform.yaml of the embedded catalog whose runs push their metrics to
+    ``pushgateway``."""
+    return ("apiVersion: floe.dev/v1\nkind: Platform\nenvironments:\n  dev:\n"
+            '    catalog: {type: sql, uri: "sqlite:///.floe/catalog.db", '
+            "warehouse: .floe/warehouse}\n"
+            f'    metrics: {{pushgateway: "{pushgateway}"}}\n')
 
 
 def _debian_binary(name: str, package: str) -> str:

@@ -45,6 +45,14 @@ def database(pg: Postgres, name: str) -> str:
     return Postgres(port=pg.port, database=name).url
 
 
+def run_cdc_readme(folder: Path, postgres: Postgres, env: dict[str, str], slot: str) -> str:
+    """A CDC example's README, then its replication slot dropped."""
+    try:
+        return run_readme(folder, env=env)
+    finally:
+        postgres.drop_slot(slot)
+
+
 def test_every_example_has_a_readme_with_commands() -> None:
     found = sorted(p.name for p in (REPO / "examples").iterdir() if p.is_dir())
     assert found == sorted(GALLERY)
@@ -112,11 +120,7 @@ def test_mysql_cdc(tmp_path: Path, mariadb: MariaDB) -> None:
 def test_history(tmp_path: Path, postgres: Postgres) -> None:
     folder = copy_example("history", tmp_path)
     url = database(postgres, "history_example")
-    try:
-        output = run_readme(folder, env={"SHOP_DB_URL": url})
-    finally:
-        postgres.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                         "WHERE slot_name = 'floe_history_crm'")
+    output = run_cdc_readme(folder, postgres, {"SHOP_DB_URL": url}, "floe_history_crm")
     assert postgres.password not in output
     assert "[('Alice', 'Munich'), ('Carol', 'Oslo')]" in output
     assert output.count("rows valid at") == 3
@@ -139,11 +143,7 @@ def test_transforms(tmp_path: Path, postgres: Postgres) -> None:
     url = database(postgres, "transforms_example")
     salt = "example-salt-0123456789"
     env = {"SHOP_DB_URL": url, "PII_SALT": salt}
-    try:
-        output = run_readme(folder, env=env)
-    finally:
-        postgres.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                         "WHERE slot_name = 'floe_crm_customers'")
+    output = run_cdc_readme(folder, postgres, env, "floe_crm_customers")
     assert postgres.password not in output and salt not in output
     assert salt not in (folder / "target" / "compiled_artifacts.json").read_text()
     assert "match" in output and "mismatch" not in output
@@ -159,11 +159,7 @@ def test_transforms(tmp_path: Path, postgres: Postgres) -> None:
 def test_postgres_cdc(tmp_path: Path, postgres: Postgres) -> None:
     folder = copy_example("postgres_cdc", tmp_path)
     url = database(postgres, "pg_cdc_example")
-    try:
-        output = run_readme(folder, env={"SHOP_DB_URL": url})
-    finally:
-        postgres.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                         "WHERE slot_name = 'floe_pg_cdc_shop'")
+    output = run_cdc_readme(folder, postgres, {"SHOP_DB_URL": url}, "floe_pg_cdc_shop")
     assert postgres.password not in output
     assert "replication slot floe_pg_cdc_shop: lag" in output
     catalog = catalog_of(folder, {"SHOP_DB_URL": url})

@@ -15,6 +15,7 @@ from werkzeug import Request, Response
 from floe.runtime.dagster import build_definitions
 from tests.orchestration.project import drop_orders, fresh_orders
 from tests.runtime.harness import Project
+from tests.servers import pushing_platform_yaml
 
 SALT = "dagster-salt-value"
 
@@ -92,9 +93,7 @@ def test_a_dagster_step_pushes_the_same_metrics(tmp_path: Path, httpserver: HTTP
     monkeypatch.setenv("PII_SALT", SALT)
     project = Project(tmp_path)
     (tmp_path / "platform.yaml").write_text(
-        "apiVersion: floe.dev/v1\nkind: Platform\nenvironments:\n  dev:\n    catalog: {type: "
-        "sql, uri: \"sqlite:///.floe/catalog.db\", warehouse: .floe/wh}\n    metrics: "
-        f"{{pushgateway: \"{httpserver.url_for('/').rstrip('/')}\"}}\n")
+        pushing_platform_yaml(httpserver.url_for("/").rstrip("/")))
     project.write(FLOE_YAML.replace("sources:", "platform: platform.yaml\nsources:", 1))
     project.compile()
     drop_orders(tmp_path, [{**o, "note": "x"} for o in fresh_orders(3)])

@@ -89,12 +89,7 @@ def shop(tmp_path: Path, postgres: Postgres, request: pytest.FixtureRequest
     extra = getattr(request, "param", "")
     project.write(PROJECT.format(name=name, extra=extra))
     yield project, {"SHOP_PG_URL": postgres.url}
-    slot = f"floe_shop_{name}"
-    postgres.execute(f"""
-        SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-            WHERE slot_name = '{slot}';
-        DROP PUBLICATION IF EXISTS {slot};
-    """)
+    postgres.drop_slot(f"floe_shop_{name}", publication=True)
 
 
 CHANGES = [
@@ -491,8 +486,4 @@ def test_a_single_table_lands_under_the_name_destination_table_gives(
         assert bronze_rows(project, "people", names) == source_rows(postgres, "customers")
         assert ("bronze", "customers") not in project.catalog().list_tables("bronze")
     finally:
-        postgres.execute("""
-            SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-                WHERE slot_name = 'floe_shop_renamed_dest';
-            DROP PUBLICATION IF EXISTS floe_shop_renamed_dest;
-        """)
+        postgres.drop_slot("floe_shop_renamed_dest", publication=True)

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,13 @@ import pytest
 
 from floe.runtime.iceberg.catalog import open_catalog
 from floe.runtime.project import load_project
-from tests.servers import Monitoring, Postgres, monitoring_servers, postgres_server
+from tests.servers import (
+    Monitoring,
+    Postgres,
+    monitoring_servers,
+    postgres_server,
+    pushing_platform_yaml,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "prometheus" / "floe-rules.yml"
@@ -57,18 +62,6 @@ sources:
       credentials: "{{ secret('CRM_PG_URL') }}"
       tables: [customers]
 """
-
-
-def platform_yaml(pushgateway: str) -> str:
-    return textwrap.dedent(f"""\
-        apiVersion: floe.dev/v1
-        kind: Platform
-        environments:
-          dev:
-            catalog: {{type: sql, uri: "sqlite:///.floe/catalog.db",
-                      warehouse: .floe/warehouse}}
-            metrics: {{pushgateway: "{pushgateway}"}}
-        """)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +118,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, monitoring: Monitoring,
         (root / "landing" / folder / "a.jsonl").write_text(
             "".join(json.dumps({"id": i, "status": "new"}) + "\n" for i in range(count)))
     (root / "floe.yaml").write_text(FLOE_YAML)
-    (root / "platform.yaml").write_text(platform_yaml(monitoring.pushgateway))
+    (root / "platform.yaml").write_text(pushing_platform_yaml(monitoring.pushgateway))
     env = {"CRM_PG_URL": crm_postgres.url}
     assert floe(root, "compile", env=env).returncode == 0
     first = floe(root, "run", env=env)
@@ -138,7 +131,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, monitoring: Monitoring,
     maintained = floe(root, "maintain", "--select", "orders", env=env)
     assert maintained.returncode == 0, maintained.stdout + maintained.stderr
     yield root, env
-    crm_postgres.execute("SELECT pg_drop_replication_slot('floe_shop_crm')")
+    crm_postgres.drop_slot("floe_shop_crm")
 
 
 def test_values_equal_what_the_run_and_postgresql_report(

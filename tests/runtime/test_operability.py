@@ -28,6 +28,7 @@ from floe.runtime.notify import notify
 from floe.runtime.observe.export import Telemetry
 from floe.runtime.observe.metrics import record_load
 from tests.compiler.helpers import compile_text, errors_of
+from tests.servers import free_port, pushing_platform_yaml
 
 FLOE = str(Path(sys.executable).with_name("floe"))
 
@@ -144,21 +145,12 @@ def test_no_exporter_no_sdk() -> None:
 def test_a_failing_pushgateway_never_fails_or_holds_a_run(
         tmp_path: Path, httpserver: HTTPServer, down: bool) -> None:
     if down:
-        from tests.servers import free_port
-
         url = f"http://127.0.0.1:{free_port()}"  # nothing listens
     else:
         httpserver.expect_request("/metrics/job/floe/product/shop/source/orders").respond_with_data(
             "no", status=503)
         url = httpserver.url_for("/").rstrip("/")
-    project(tmp_path, ORDERS, f"""\
-        apiVersion: floe.dev/v1
-        kind: Platform
-        environments:
-          dev:
-            catalog: {{type: sql, uri: "sqlite:///.floe/catalog.db", warehouse: .floe/wh}}
-            metrics: {{pushgateway: "{url}"}}
-        """)
+    project(tmp_path, ORDERS, pushing_platform_yaml(url))
     landing(tmp_path, "orders")
     assert floe(tmp_path, "compile").returncode == 0
     started = time.monotonic()

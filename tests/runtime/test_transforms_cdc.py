@@ -69,12 +69,7 @@ def people(tmp_path: Path, postgres: Postgres, request: pytest.FixtureRequest
     project = Project(tmp_path)
     project.write(PROJECT.format(name=name, extra=getattr(request, "param", "")))
     yield project, {"SHOP_PG_URL": postgres.url, "PII_SALT": SALT}
-    slot = f"floe_shop_{name}"
-    postgres.execute(f"""
-        SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-            WHERE slot_name = '{slot}';
-        DROP PUBLICATION IF EXISTS {slot};
-    """)
+    postgres.drop_slot(f"floe_shop_{name}", publication=True)
 
 
 def run(project: Project, environ: dict[str, str]) -> None:

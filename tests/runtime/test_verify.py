@@ -111,8 +111,7 @@ def test_verify(tmp_path: Path, postgres: Postgres) -> None:
 
         assert postgres.password not in json.dumps(found)
     finally:
-        postgres.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                         " WHERE slot_name = 'floe_verify_test'")
+        postgres.drop_slot("floe_verify_test")
 
 
 RECONCILED = """\
@@ -299,8 +298,7 @@ def test_changes_and_verify_of_cdc_on_a_rest_catalog(
         assert (code, reports[0]["missing_in_bronze"]) == (1, ["4"])
         assert postgres.password not in json.dumps(reports)
     finally:
-        postgres.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                         " WHERE slot_name = 'floe_verify_rest'")
+        postgres.drop_slot("floe_verify_rest")
 
 
 def test_verify_reads_delete_markers_as_the_load_does(tmp_path: Path) -> None:
